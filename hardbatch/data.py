@@ -1,0 +1,186 @@
+"""Data sets as tensors that sit on the training device.
+
+Every data set is loaded once, through its own real loader (scikit-learn's `load_digits`, or
+the torchvision class that reads the data set's files), into uint8 tensors (n, C, H, W).
+Resizing, normalising and augmentation then run batch by batch on the device (`preprocess`),
+the airbench way: a batch that Algorithm 2 skips costs nothing, and no DataLoader worker
+walks over it.
+
+Offline use: `digits` ships inside scikit-learn. Fashion-MNIST is read by torchvision from
+ROOT/FashionMNIST/raw/; where Debian's package `dataset-fashion-mnist` is installed, its
+files are unpacked there for you. CIFAR-10/100 and STL-10 need `download=True` once.
+"""
+import gzip
+import os
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+DATASETS = ("digits", "fashion-mnist", "cifar10", "cifar100", "stl10")
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+def default_root():
+    """Where data sets live: $HARDBATCH_DATA, else ~/.cache/hardbatch."""
+    return Path(os.environ.get("HARDBATCH_DATA", Path.home() / ".cache" / "hardbatch")).expanduser()
+
+
+@dataclass
+class ImageData:
+    name: str
+    x_train: torch.Tensor  # (n, C, H, W) uint8
+    y_train: torch.Tensor  # (n,) long
+    x_test: torch.Tensor  # (m, C, H, W) uint8
+    y_test: torch.Tensor  # (m,) long
+    num_classes: int
+    mean: tuple  # per channel, on the 0..1 scale
+    std: tuple
+    classes: tuple = ()
+
+    @property
+    def in_chans(self):
+        return self.x_train.shape[1]
+
+    @property
+    def size(self):
+        return self.x_train.shape[-1]
+
+    def to(self, device):
+        """The same data on `device` (uint8 stays uint8: 4x less memory than float)."""
+        return replace(self, **{k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test")})
+
+    def subset(self, n_train, seed=0):
+        """The first `n_train` samples of a seeded permutation of the training set."""
+        if not 1 <= n_train <= len(self.y_train):
+            raise ValueError(f"subset must be between 1 and the {len(self.y_train)} training samples, got {n_train}")
+        idx = torch.randperm(len(self.y_train), generator=torch.Generator().manual_seed(seed))[:n_train]
+        return replace(self, x_train=self.x_train[idx.to(self.x_train.device)], y_train=self.y_train[idx.to(self.y_train.device)])
+
+
+def _stats(x):
+    x = x.float() / 255
+    return tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).tolist())
+
+
+def _from_arrays(name, x_train, y_train, x_test, y_test, classes):
+    """Build ImageData from (n, H, W), (n, H, W, C) or (n, C, H, W) uint8 arrays."""
+    xs = []
+    for x in (x_train, x_test):
+        x = torch.as_tensor(x)
+        if x.ndim == 3:
+            x = x.unsqueeze(1)
+        elif x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+            x = x.permute(0, 3, 1, 2)
+        xs.append(x.contiguous().to(torch.uint8))
+    ys = [torch.as_tensor(y, dtype=torch.long) for y in (y_train, y_test)]
+    mean, std = _stats(xs[0])
+    return ImageData(name, xs[0], ys[0], xs[1], ys[1], len(classes), mean, std, tuple(classes))
+
+
+def load_digits(test_size=500):
+    """scikit-learn's 8x8 handwritten digits (1797 images), split once with a fixed seed."""
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    d = sk_load_digits()
+    x = torch.as_tensor(d.images * (255 / 16)).round().to(torch.uint8)  # (1797, 8, 8), 0..16 -> 0..255
+    y = torch.as_tensor(d.target)
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    test, train = perm[:test_size], perm[test_size:]
+    return _from_arrays("digits", x[train], y[train], x[test], y[test], [str(c) for c in range(10)])
+
+
+def unpack_debian_fashion_mnist(root, source=DEBIAN_FASHION_MNIST):
+    """Unpack Debian's Fashion-MNIST files into ROOT/FashionMNIST/raw/, where torchvision reads them.
+
+    Returns True when the files are there afterwards. Debian recompressed the .gz files, so
+    torchvision's own download checksums would not match; the unpacked contents are the data set.
+    """
+    raw = Path(root) / "FashionMNIST" / "raw"
+    names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    if all((raw / n).exists() for n in names):
+        return True
+    if not all((Path(source) / f"{n}.gz").exists() for n in names):
+        return False
+    raw.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        tmp = raw / f".{n}.tmp"
+        with gzip.open(Path(source) / f"{n}.gz", "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        os.replace(tmp, raw / n)  # atomic: a killed unpack never leaves half a file under the real name
+    return True
+
+
+def _missing(name, root, hint):
+    return FileNotFoundError(f"data set {name!r} is not in {root} and download is off. {hint}")
+
+
+def load_torchvision(name, root=None, download=False):
+    """Fashion-MNIST, CIFAR-10, CIFAR-100 or STL-10 through torchvision's own dataset classes."""
+    from torchvision import datasets as tvd
+
+    root = Path(root or default_root())
+    if name == "fashion-mnist":
+        unpack_debian_fashion_mnist(root)
+        cls, split = tvd.FashionMNIST, ("train", "test")
+        hint = ("Pass download=True (CLI: --download) where there is internet, or install Debian's "
+                "package dataset-fashion-mnist (apt-get install dataset-fashion-mnist).")
+    elif name in ("cifar10", "cifar100"):
+        cls, split = (tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100), ("train", "test")
+        hint = "Pass download=True (CLI: --download) where there is internet."
+    elif name == "stl10":
+        cls, split = tvd.STL10, ("train", "test")
+        hint = "Pass download=True (CLI: --download) where there is internet (2.6 GB)."
+    else:
+        raise ValueError(f"unknown data set {name!r}; allowed: {', '.join(DATASETS)}")
+    try:
+        if cls is tvd.STL10:
+            train, test = (cls(str(root), split=s, download=download) for s in split)
+        else:
+            train, test = (cls(str(root), train=(s == "train"), download=download) for s in split)
+    except RuntimeError as e:  # torchvision says "Dataset not found..." when files are missing
+        if not download:
+            raise _missing(name, root, hint) from e
+        raise
+    labels = lambda d: getattr(d, "targets", None) if getattr(d, "targets", None) is not None else d.labels
+    classes = getattr(train, "classes", None) or [str(c) for c in range(int(max(labels(train))) + 1)]
+    return _from_arrays(name, train.data, labels(train), test.data, labels(test), classes)
+
+
+def load_dataset(name="digits", root=None, download=False):
+    """Load any data set hardbatch knows by name; see DATASETS."""
+    if name == "digits":
+        return load_digits()
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; allowed: {', '.join(DATASETS)}")
+    return load_torchvision(name, root, download)
+
+
+def preprocess(x, data, image_size=0, augment=False, generator=None):
+    """uint8 (B, C, H, W) -> normalised float (B, C, S, S), on x's device; optional crop + flip."""
+    x = x.float().div_(255)
+    if image_size and image_size != x.shape[-1]:
+        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
+    mean = torch.tensor(data.mean, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(data.std, device=x.device).view(1, -1, 1, 1)
+    x = (x - mean) / std
+    if augment:
+        x = random_crop_flip(x, generator)
+    return x
+
+
+def random_crop_flip(x, generator=None, pad=None):
+    """Random translation by up to `pad` pixels (reflect padding) and a random horizontal flip, per image."""
+    b, _, h, w = x.shape
+    pad = pad if pad is not None else max(1, h // 8)
+    padded = F.pad(x, (pad,) * 4, mode="reflect")
+    dx, dy = (torch.randint(0, 2 * pad + 1, (b,), generator=generator, device="cpu") for _ in range(2))
+    rows = (torch.arange(h).view(1, h) + dy.view(b, 1)).to(x.device)  # (B, H)
+    cols = (torch.arange(w).view(1, w) + dx.view(b, 1)).to(x.device)  # (B, W)
+    flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+    cols = torch.where(flip.view(b, 1), cols.flip(1), cols)
+    idx_b = torch.arange(b, device=x.device).view(b, 1, 1)
+    out = padded.permute(0, 2, 3, 1)[idx_b, rows.view(b, h, 1), cols.view(b, 1, w)]  # (B, H, W, C)
+    return out.permute(0, 3, 1, 2).contiguous()
