@@ -12,8 +12,9 @@ def make_partition(n_samples, batch_size, generator=None, drop_last=False):
 
     Returns a list of N index tensors, each of shape (B,) (the last may be smaller unless
     `drop_last`). The order of samples comes from `torch.randperm(n_samples, generator=...)`,
-    exactly as `torch.utils.data.RandomSampler` draws it, so a `DataLoader(shuffle=True)` with
-    the same generator state yields the same batches.
+    exactly as `torch.utils.data.RandomSampler` draws it, so a `DataLoader` with
+    `sampler=RandomSampler(data, generator=...)` and the same generator state yields the same
+    batches. (`DataLoader(shuffle=True, generator=g)` does not: it first draws a worker seed from g.)
     """
     if n_samples < 1:
         raise ValueError(f"n_samples must be >= 1, got {n_samples}")

@@ -20,7 +20,8 @@ def check_delta(delta):
 
 
 def k_for(delta, n_batches):
-    """k, the number of batches one round trains."""
+    """k, the number of batches one round trains: δ·N rounded (Python's round: an exact half goes to
+    the even neighbour, so δ=0.5 of N=41 gives 20), and never less than one."""
     return max(1, round(check_delta(delta) * n_batches))
 
 

@@ -35,14 +35,19 @@ def resolve_device(device="auto"):
     return device
 
 
-def _positive_int(name, value, low=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+MAX_SEED = 2**63 - 1  # torch's generators take 64-bit seeds
+MAX_IMAGE_SIZE = 512  # larger images would not fit one evaluation chunk in memory
+
+
+def _positive_int(name, value, low=1, high=None):
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"from {low} to {high}"
+        raise ValueError(f"{name} must be an integer {allowed}, got {value!r}")
 
 
 def _number(name, value, low, low_inclusive):
     try:
-        v = float(value)
+        v = math.nan if isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
         v = math.nan
     if not math.isfinite(v) or v < low or (v == low and not low_inclusive):
@@ -80,11 +85,16 @@ class RunConfig:
                               ("device", DEVICES), ("lr_schedule", ("constant", "cosine"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; allowed: {', '.join(allowed)}")
+        if isinstance(self.delta, bool):
+            raise ValueError(f"delta must be a number in (0, 1], got {self.delta!r}")
         self.delta = check_delta(self.delta)
         _positive_int("epochs", self.epochs)
         _positive_int("batch_size", self.batch_size)
-        _positive_int("seed", self.seed, low=0)
-        _positive_int("image_size", self.image_size, low=0)
+        _positive_int("seed", self.seed, low=0, high=MAX_SEED)
+        size = self.image_size  # 0 = the data set's own size; 1 pixel is too small for any model
+        if isinstance(size, bool) or not isinstance(size, int) or not (size == 0 or 2 <= size <= MAX_IMAGE_SIZE):
+            raise ValueError(f"image_size must be 0 (the data set's own size) or an integer from 2 to "
+                             f"{MAX_IMAGE_SIZE}, got {size!r}")
         _positive_int("subset", self.subset, low=0)
         _number("lr", self.lr, 0, low_inclusive=False)
         _number("momentum", self.momentum, 0, low_inclusive=True)

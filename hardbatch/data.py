@@ -10,6 +10,7 @@ Offline use: `digits` ships inside scikit-learn. Fashion-MNIST is read by torchv
 ROOT/FashionMNIST/raw/; where Debian's package `dataset-fashion-mnist` is installed, its
 files are unpacked there for you. CIFAR-10/100 and STL-10 need `download=True` once.
 """
+import functools
 import gzip
 import os
 import shutil
@@ -144,6 +145,10 @@ def load_torchvision(name, root=None, download=False):
         if not download:
             raise _missing(name, root, hint) from e
         raise
+    except OSError as e:  # the download failed: no internet, or the server did not answer
+        raise ConnectionError(f"could not download data set {name!r} into {root}: {getattr(e, 'reason', e)}. "
+                              f"Without internet, copy its files (torchvision's layout) into {root}, or "
+                              f"point HARDBATCH_DATA at a folder that has them.") from e
     labels = lambda d: getattr(d, "targets", None) if getattr(d, "targets", None) is not None else d.labels
     classes = getattr(train, "classes", None) or [str(c) for c in range(int(max(labels(train))) + 1)]
     return _from_arrays(name, train.data, labels(train), test.data, labels(test), classes)
@@ -163,12 +168,17 @@ def preprocess(x, data, image_size=0, augment=False, generator=None):
     x = x.float().div_(255)
     if image_size and image_size != x.shape[-1]:
         x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
-    mean = torch.tensor(data.mean, device=x.device).view(1, -1, 1, 1)
-    std = torch.tensor(data.std, device=x.device).view(1, -1, 1, 1)
+    mean, std = _norm(data.mean, data.std, x.device)
     x = (x - mean) / std
     if augment:
         x = random_crop_flip(x, generator)
     return x
+
+
+@functools.lru_cache(maxsize=32)
+def _norm(mean, std, device):
+    """(1, C, 1, 1) mean and std on the device, made once: a host-to-device copy per step would sync the GPU."""
+    return (torch.tensor(mean, device=device).view(1, -1, 1, 1), torch.tensor(std, device=device).view(1, -1, 1, 1))
 
 
 def random_crop_flip(x, generator=None, pad=None):
@@ -176,10 +186,11 @@ def random_crop_flip(x, generator=None, pad=None):
     b, _, h, w = x.shape
     pad = pad if pad is not None else max(1, h // 8)
     padded = F.pad(x, (pad,) * 4, mode="reflect")
-    dx, dy = (torch.randint(0, 2 * pad + 1, (b,), generator=generator, device="cpu") for _ in range(2))
-    rows = (torch.arange(h).view(1, h) + dy.view(b, 1)).to(x.device)  # (B, H)
-    cols = (torch.arange(w).view(1, w) + dx.view(b, 1)).to(x.device)  # (B, W)
-    flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+    # random numbers are drawn on x's device (generator must live there too): no host-device copy per step
+    dx, dy = (torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=x.device) for _ in range(2))
+    rows = torch.arange(h, device=x.device).view(1, h) + dy.view(b, 1)  # (B, H)
+    cols = torch.arange(w, device=x.device).view(1, w) + dx.view(b, 1)  # (B, W)
+    flip = torch.rand(b, generator=generator, device=x.device) < 0.5  # (B,)
     cols = torch.where(flip.view(b, 1), cols.flip(1), cols)
     idx_b = torch.arange(b, device=x.device).view(b, 1, 1)
     out = padded.permute(0, 2, 3, 1)[idx_b, rows.view(b, h, 1), cols.view(b, 1, w)]  # (B, H, W, C)

@@ -34,14 +34,16 @@ def mean_ci(values, confidence=0.95):
 
 
 def convergence_epoch(losses, tol=0.05):
-    """Index of the first point after which the curve stays within tol of its total drop (see above)."""
+    """Index of the first point after which the curve stays within tol of its total drop (see above).
+
+    A curve that ends outside the band never converged; it gets the last index, len(losses) - 1."""
     losses = [float(v) for v in losses]
     if not losses:
         raise ValueError("convergence_epoch needs a non-empty curve")
     lo = min(losses)
     band = lo + tol * (losses[0] - lo)
     e = len(losses) - 1
-    while e > 0 and losses[e - 1] <= band:
+    while e > 0 and losses[e] <= band and losses[e - 1] <= band:  # a spike at the very end counts too
         e -= 1
     return e
 

@@ -25,14 +25,23 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x).flatten(1))
 
 
+def check_model_name(name):
+    """Return `name` if it is `small_cnn` or a timm model name; else ValueError with close names."""
+    if name == "small_cnn":
+        return name
+    import timm
+
+    if not isinstance(name, str) or not timm.is_model(name):
+        close = difflib.get_close_matches(str(name), ["small_cnn"] + timm.list_models(), n=5, cutoff=0.6)
+        hint = f"; did you mean: {', '.join(close)}?" if close else "; see timm.list_models()"
+        raise ValueError(f"unknown model {name!r}: not 'small_cnn' nor a timm model name{hint}")
+    return name
+
+
 def create_model(name="small_cnn", num_classes=10, in_chans=1):
     """`small_cnn`, or any timm model name (from scratch)."""
-    if name == "small_cnn":
+    if check_model_name(name) == "small_cnn":
         return SmallCNN(in_chans, num_classes)
     import timm
 
-    if not timm.is_model(name):
-        close = difflib.get_close_matches(name, ["small_cnn"] + timm.list_models(), n=5, cutoff=0.6)
-        hint = f"; did you mean: {', '.join(close)}?" if close else "; see timm.list_models()"
-        raise ValueError(f"unknown model {name!r}: not 'small_cnn' nor a timm model name{hint}")
     return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_chans)

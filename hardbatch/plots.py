@@ -33,3 +33,290 @@ def curves(records, keys=("test_acc", "train_loss"), title=None):
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------- chapters 1–4: teaching figures
+# Each takes plain tensors or run records, draws one figure and returns it. The notebooks of
+# chapters 1–4 call them directly or through the `show` functions of hardbatch.widgets.
+
+
+def image_grid(images, titles=(), ncols=8, title=None):
+    """Chapters 1–2: uint8 images (n, C, H, W) in a grid, each with its caption."""
+    import torch
+
+    n = len(images)
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.5 * ncols, 1.7 * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            img = torch.as_tensor(images[i]).cpu()
+            ax.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap="gray_r" if img.shape[0] == 1 else None)
+            if i < len(titles):
+                ax.set_title(titles[i], fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def partition_figure(n_samples, batch_size, epochs=3, seed=0):
+    """Chapter 1: when each sample is trained within each epoch, for the fixed partition (batches keep
+    their samples, only their order changes) and for reshuffled batches (new batches every epoch).
+
+    Both follow `train()`'s own draws. Columns are samples, sorted by when epoch 1 trains them."""
+    import torch
+
+    from .batches import make_partition
+
+    def steps(order):
+        gen = torch.Generator().manual_seed(seed)
+        fixed = make_partition(n_samples, batch_size, gen)  # (N batches of (B,) indices)
+        out = torch.empty(epochs, n_samples, dtype=torch.long)  # (E, n) back-prop within the epoch
+        for e in range(epochs):
+            if order == "fixed":
+                batches = [fixed[i] for i in torch.randperm(len(fixed), generator=gen).tolist()]
+            else:
+                batches = make_partition(n_samples, batch_size, gen)
+            for j, idx in enumerate(batches):
+                out[e, idx] = j
+        return out
+
+    fig, axes = plt.subplots(2, 1, figsize=(10, 1.1 * epochs + 2.2), sharex=True)
+    for ax, order, name in zip(axes, ("fixed", "shuffled"), ("fixed partition, batch order reshuffled",
+                                                               "samples reshuffled into new batches")):
+        s = steps(order)
+        s = s[:, torch.argsort(s[0], stable=True)]
+        im = ax.imshow(s.numpy(), aspect="auto", interpolation="nearest", cmap="viridis")
+        ax.set_yticks(range(epochs), [f"epoch {e + 1}" for e in range(epochs)])
+        ax.set_title(f"{name} (B = {batch_size})")
+        fig.colorbar(im, ax=ax, label="back-prop within the epoch")
+    axes[-1].set_xlabel(f"training samples (all {n_samples}), sorted by when epoch 1 trains them")
+    fig.tight_layout()
+    return fig
+
+
+def loss_per_backprop(losses, n_batches, ax=None, title="The loss of every back-prop"):
+    """Chapter 1: the mini-batch loss of each back-prop (noisy), with the mean of each epoch."""
+    import torch
+
+    losses = torch.as_tensor(losses, dtype=torch.float64).cpu()  # (T,)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(9, 3.5))
+    ax.plot(range(1, len(losses) + 1), losses, ".", ms=3, alpha=0.5, label="one back-prop")
+    full = len(losses) // n_batches
+    means = losses[: full * n_batches].view(full, n_batches).mean(1)
+    ax.step([n_batches * (e + 1) for e in range(full)], means, where="pre", color="black", lw=2,
+            label="mean over the epoch")
+    for e in range(1, full):
+        ax.axvline(e * n_batches + 0.5, color="gray", lw=0.5, ls=":")
+    ax.set_yscale("log")
+    ax.set_xlabel("back-prop (dotted lines: every N back-props = one epoch)")
+    ax.set_ylabel("mini-batch loss (cross-entropy, log scale)")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return ax.figure
+
+
+def ledger_heatmap(loss_history, n_batches, ax=None, title="The ledger over back-props", order=None):
+    """Chapter 2: every batch's ledger loss (rows) after every back-prop (columns), log colour scale.
+
+    loss_history: (T+1, N) from `LedgerTrace.replay`; order: the row order (default: batch index)."""
+    import torch
+    from matplotlib.colors import LogNorm
+
+    img = torch.as_tensor(loss_history)[1:].T  # (N, T)
+    if order is not None:
+        img = img[torch.as_tensor(order)]
+    finite = img[torch.isfinite(img)]
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(10, 4))
+    im = ax.imshow(img.numpy(), aspect="auto", interpolation="nearest", cmap="magma",
+                   norm=LogNorm(vmin=max(float(finite.min()), 1e-3), vmax=float(finite.max())),
+                   extent=(0.5, img.shape[1] + 0.5, img.shape[0] - 0.5, -0.5))
+    for e in range(1, img.shape[1] // n_batches + 1):
+        ax.axvline(e * n_batches + 0.5, color="white", lw=0.6, ls=":")
+    ax.figure.colorbar(im, ax=ax, label="ledger loss (cross-entropy, log)")
+    ax.set_xlabel("back-prop (dotted: every N back-props)")
+    ax.set_ylabel("batch" + (" (sorted)" if order is not None else " index"))
+    ax.set_title(title)
+    return ax.figure
+
+
+def ledger_bars(losses, staleness=None, selected=None, ax=None, title="The ledger"):
+    """Chapters 2–3: one bar per batch (by index) with its ledger loss; colour = staleness (updates since
+    the loss was measured); the `selected` batches outlined in black."""
+    import torch
+    from matplotlib import cm
+    from matplotlib.colors import Normalize
+
+    losses = torch.nan_to_num(torch.as_tensor(losses, dtype=torch.float64), nan=0.0)  # (N,)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(10, 3.5))
+    colors = "tab:blue"
+    if staleness is not None:
+        st = torch.as_tensor(staleness, dtype=torch.float64)
+        norm = Normalize(vmin=0, vmax=max(1.0, float(st.max())))
+        colors = [cm.viridis(norm(float(v))) if v >= 0 else (0.85, 0.85, 0.85, 1) for v in st]
+        ax.figure.colorbar(cm.ScalarMappable(norm=norm, cmap="viridis"), ax=ax,
+                           label="staleness (updates since measured)")
+    bars = ax.bar(range(len(losses)), losses.numpy(), color=colors, width=0.8)
+    if selected is not None:
+        for i in torch.as_tensor(selected).tolist():
+            bars[i].set_edgecolor("black")
+            bars[i].set_linewidth(1.8)
+    ax.set_xlabel("batch index" + ("  (black outline: the top k a round would train)" if selected is not None else ""))
+    ax.set_ylabel("ledger loss (cross-entropy)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y")
+    return ax.figure
+
+
+def stale_scatter(ledger_loss, fresh_loss, staleness, ax=None, title="Stale losses: the ledger vs the truth now"):
+    """Chapter 2: each batch's ledger loss against its loss now, coloured by staleness."""
+    import torch
+
+    ledger_loss, fresh_loss = (torch.as_tensor(v, dtype=torch.float64) for v in (ledger_loss, fresh_loss))
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    sc = ax.scatter(fresh_loss, ledger_loss, c=torch.as_tensor(staleness).numpy(), cmap="viridis", s=25)
+    lo, hi = float(min(ledger_loss.min(), fresh_loss.min())), float(max(ledger_loss.max(), fresh_loss.max()))
+    ax.plot([lo, hi], [lo, hi], color="gray", ls="--", lw=1, label="ledger = now")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.figure.colorbar(sc, ax=ax, label="staleness (updates since measured)")
+    ax.set_xlabel("batch loss now (cross-entropy, eval mode)")
+    ax.set_ylabel("ledger loss (cross-entropy)")
+    ax.set_title(title)
+    ax.legend()
+    return ax.figure
+
+
+def per_sample_strips(groups, ax=None, title="Per-sample losses inside batches"):
+    """Chapter 2: {name: (B,) per-sample losses} as strips, with each batch's mean marked."""
+    import torch
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+    gen = torch.Generator().manual_seed(0)
+    for y, (name, v) in enumerate(groups.items()):
+        v = torch.as_tensor(v, dtype=torch.float64)
+        jitter = (torch.rand(len(v), generator=gen) - 0.5) * 0.3
+        ax.scatter(v.clamp_min(1e-4), y + jitter, s=14, alpha=0.7)
+        ax.plot([float(v.mean())] * 2, [y - 0.3, y + 0.3], color="black", lw=2)
+    ax.set_yticks(range(len(groups)), list(groups))
+    ax.set_xscale("log")
+    ax.set_xlabel("per-sample loss (cross-entropy, log); black bar: the batch's loss (the mean)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="x")
+    return ax.figure
+
+
+def visits_histogram(counts, ax=None, title="Visits per batch"):
+    """Chapter 3: how many batches were trained how many times; the starved (≤ 1 visit: the warm-up
+    only) in red."""
+    import torch
+
+    counts = torch.as_tensor(counts)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+    values = torch.bincount(counts, minlength=2)  # values[v] = batches trained v times
+    colors = ["tab:red" if v <= 1 else "tab:blue" for v in range(len(values))]
+    ax.bar(range(len(values)), values.numpy(), color=colors, width=0.85)
+    ax.set_xlabel("times a batch was trained (back-props on it)")
+    ax.set_ylabel("number of batches")
+    ax.set_title(f"{title}: {int((counts <= 1).sum())} starved (red)")
+    ax.grid(alpha=0.3, axis="y")
+    return ax.figure
+
+
+def selection_figure(trace, n_batches, k, counts, title=None):
+    """Chapter 3: (1) the warm-up ledger sorted, the top k that round 1 trains in colour; (2) which
+    batches every round trained, columns sorted by warm-up loss; (3) visits per batch."""
+    import torch
+
+    warm = torch.full((n_batches,), float("nan"))
+    warm[torch.tensor(trace.batches[:n_batches])] = trace.losses[:n_batches]  # (N,) the ledger after the warm-up
+    order = torch.sort(warm, descending=True, stable=True).indices  # hardest first
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), gridspec_kw={"width_ratios": [1.2, 1.2, 1]})
+    ax = axes[0]
+    colors = ["tab:orange" if r < k else "lightgray" for r in range(n_batches)]
+    ax.bar(range(n_batches), warm[order].numpy(), color=colors, width=0.85)
+    ax.set_xlabel("batches, sorted by ledger loss (hardest left)")
+    ax.set_ylabel("ledger loss after the warm-up (cross-entropy)")
+    ax.set_title(f"top k = {k} of N = {n_batches}: round 1 trains the orange")
+    ax = axes[1]
+    trained = trace.rounds(n_batches, k)[:, order]  # (1+ζ, N)
+    ax.imshow(trained.numpy(), aspect="auto", interpolation="nearest", cmap="Greys",
+              extent=(-0.5, n_batches - 0.5, trained.shape[0] - 0.5, -0.5))
+    ax.set_xlabel("batches, sorted by warm-up loss (hardest left)")
+    ax.set_ylabel("round (0 = warm-up pass)")
+    ax.set_title("black: trained in that round")
+    visits_histogram(counts, ax=axes[2])
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def budget_figure(n_batches, epochs, delta):
+    """Chapter 4: back-props per round of Algorithm 2 (warm-up, rounds of k, a truncated last one)
+    and the cumulative count against Algorithm 1's epochs: both end at exactly N·E."""
+    from itertools import accumulate
+
+    from .budget import round_sizes
+
+    sizes = [n_batches] + round_sizes(n_batches, epochs, delta)
+    k = sizes[1] if len(sizes) > 1 else n_batches
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.5))
+    ax = axes[0]
+    colors = ["tab:gray"] + ["tab:orange"] * (len(sizes) - 1)
+    if len(sizes) > 1 and sizes[-1] != k:
+        colors[-1] = "tab:red"
+    ax.bar(range(len(sizes)), sizes, color=colors, width=0.9)
+    ax.set_xlabel("round (0 = warm-up pass; red: truncated last round)")
+    ax.set_ylabel("back-props in the round")
+    ax.set_title(f"N = {n_batches}, E = {epochs}, δ = {delta:.2f}: k = {k}, ζ = {len(sizes) - 1}")
+    ax = axes[1]
+    T = n_batches * epochs
+    cum2 = list(accumulate(sizes))
+    ax.step([n_batches * (i + 1) / n_batches for i in range(epochs)], [n_batches * (i + 1) for i in range(epochs)],
+            where="post", color="black", lw=2, label="Algorithm 1: one epoch = N back-props")
+    x2 = [1 + (c - n_batches) / n_batches for c in cum2]
+    ax.plot(x2, cum2, ".-", color="tab:orange", ms=3, label="Algorithm 2: after each round")
+    ax.axhline(T, color="tab:red", ls="--", lw=1, label=f"budget T = N·E = {T}")
+    ax.set_xlabel("equivalent epoch (back-props / N)")
+    ax.set_ylabel("back-props spent")
+    ax.set_title("Both spend exactly N·E back-props")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def rounds_vs_epochs(records, key="test_acc"):
+    """Chapter 4: the same runs against two x-axes: 'iterations' (Algorithm 1's epochs, Algorithm 2's
+    rounds, the warm-up counted as one) and equivalent epochs. Only the second compares equal work."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
+    names = {"test_acc": "test top-1 (%)", "train_loss": "train loss (cross-entropy, eval mode)"}
+    for arm, runs in group(records).items():
+        a = dict(arm)
+        N, k = runs[0]["n_batches"], runs[0]["k"]
+        hist = runs[0]["history"]
+        mean = [sum(r["history"][i][key] for r in runs) / len(runs) for i in range(len(hist))]
+        eq = [h["epoch"] for h in hist]
+        it = eq if a["method"] == "minibatch" else [0.0] + [1 + (h["backprops"] - N) / k for h in hist[1:]]
+        style = {"color": "black", "lw": 2.5} if a["method"] == "minibatch" else {}
+        axes[0].plot(it, mean, ".-", label=arm_label(arm), **style)
+        axes[1].plot(eq, mean, ".-", label=arm_label(arm), **style)
+    axes[0].set_xlabel("iterations: epochs of Algorithm 1, rounds of Algorithm 2")
+    axes[0].set_title("Unequal work: one round of δ = 0.2 is a fifth of an epoch")
+    axes[1].set_xlabel("equivalent epoch (back-props / N)")
+    axes[1].set_title("Equal work: the same back-props at every x")
+    axes[0].set_ylabel(names.get(key, key))
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -50,8 +50,10 @@ def evaluate(model, x, y, data, cfg, batch_size=1024):
 
 
 def _autocast(cfg, device):
+    """bf16 autocast on GPUs that compute in bf16 natively (Ampere and later; Colab's T4 does not)."""
+    cuda = torch.device(device).type == "cuda"
     return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16,
-                          enabled=cfg.amp and torch.device(device).type == "cuda")
+                          enabled=cfg.amp and cuda and torch.cuda.get_device_capability(device)[0] >= 8)
 
 
 def _layout(x, cfg):
@@ -84,13 +86,14 @@ def train(cfg=None, data=None, model=None, *, checkpoint=None, resume=False, pro
     if cfg.batch_size > len(data.y_train):
         raise ValueError(f"batch_size must be at most the {len(data.y_train)} training samples, got {cfg.batch_size}")
     data = data.to(device)
-    gen = torch.Generator().manual_seed(cfg.seed)  # partition, batch order, selection, augmentation
+    gen = torch.Generator().manual_seed(cfg.seed)  # partition, batch order, selection (on the host)
+    aug_gen = gen if device == "cpu" else torch.Generator(device=device).manual_seed(cfg.seed)  # augmentation
 
     partition = make_partition(len(data.y_train), cfg.batch_size, gen, cfg.drop_last)
     partition = [idx.to(device) for idx in partition]
     N, E = len(partition), cfg.epochs
     T = N * E  # the budget
-    k = k_for(cfg.delta, N) if cfg.method == "hardbatch" else N
+    k = k_for(cfg.delta, N) if cfg.method == "hardbatch" and cfg.select != "all" else N  # "all": every batch
 
     model = model if model is not None else create_model(cfg.model, data.num_classes, data.in_chans)
     model = model.to(device)
@@ -107,7 +110,7 @@ def train(cfg=None, data=None, model=None, *, checkpoint=None, resume=False, pro
              "epoch_batches": None}  # epoch_batches: this pass's batches when order="shuffled"
     ckpt = Path(checkpoint) if checkpoint else None
     if resume and ckpt is not None and ckpt.exists():
-        _load_checkpoint(ckpt, cfg, model, opt, sched, ledger, gen, state, partition)
+        _load_checkpoint(ckpt, cfg, model, opt, sched, ledger, gen, aug_gen, state, partition)
     else:
         state["history"].append(_entry(0, 0, model, data, cfg, state, None, t_start))
 
@@ -125,7 +128,7 @@ def train(cfg=None, data=None, model=None, *, checkpoint=None, resume=False, pro
                 state["queue"] = _next_pass(cfg, state, ledger, gen, N, T, k, len(data.y_train), device)
             i = state["queue"].pop(0)
             idx = state["epoch_batches"][i] if state["epoch_batches"] is not None else partition[i]
-            x = preprocess(data.x_train[idx], data, cfg.image_size, cfg.augment, gen)  # (B, C, S, S)
+            x = preprocess(data.x_train[idx], data, cfg.image_size, cfg.augment, aug_gen)  # (B, C, S, S)
             with _autocast(cfg, device):
                 loss = F.cross_entropy(step_model(_layout(x, cfg)).float(), data.y_train[idx])
             opt.zero_grad(set_to_none=True)
@@ -154,7 +157,7 @@ def train(cfg=None, data=None, model=None, *, checkpoint=None, resume=False, pro
                 if bar is not None:
                     bar.set_postfix(test_acc=f"{entry['test_acc']:.1f}%")
                 if ckpt is not None:
-                    _save_checkpoint(ckpt, cfg, model, opt, sched, ledger, gen, state, partition)
+                    _save_checkpoint(ckpt, cfg, model, opt, sched, ledger, gen, aug_gen, state, partition)
                 t_seg = time.perf_counter()
     except Diverged:
         state["status"] = "diverged"
@@ -197,19 +200,19 @@ def _entry(epoch, backprops, model, data, cfg, state, backprop_loss, t_start):
             "train_s": state["train_s"], "wall_s": time.perf_counter() - t_start}
 
 
-def _rng_states(gen):
-    states = {"gen": gen.get_state(), "torch": torch.get_rng_state()}
+def _rng_states(gen, aug_gen):
+    states = {"gen": gen.get_state(), "aug_gen": aug_gen.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
 
 
-def _save_checkpoint(path, cfg, model, opt, sched, ledger, gen, state, partition):
+def _save_checkpoint(path, cfg, model, opt, sched, ledger, gen, aug_gen, state, partition):
     import io
 
     payload = {"config": cfg.to_dict(), "model": model.state_dict(), "opt": opt.state_dict(),
                "sched": sched.state_dict() if sched is not None else None, "ledger": ledger.state_dict(),
-               "partition": [p.cpu() for p in partition], "rng": _rng_states(gen),
+               "partition": [p.cpu() for p in partition], "rng": _rng_states(gen, aug_gen),
                "state": {**state, "epoch_batches": None if state["epoch_batches"] is None
                          else [p.cpu() for p in state["epoch_batches"]]}}
     buf = io.BytesIO()
@@ -217,8 +220,12 @@ def _save_checkpoint(path, cfg, model, opt, sched, ledger, gen, state, partition
     atomic_write(path, buf.getvalue())
 
 
-def _load_checkpoint(path, cfg, model, opt, sched, ledger, gen, state, partition):
-    payload = torch.load(path, weights_only=True, map_location="cpu")
+def _load_checkpoint(path, cfg, model, opt, sched, ledger, gen, aug_gen, state, partition):
+    try:  # weights_only: tensors and plain containers only, never arbitrary pickled code
+        payload = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as e:  # noqa: BLE001 (a corrupt, truncated or unsafe file: torch raises several kinds)
+        raise ValueError(f"checkpoint {path} cannot be loaded safely ({type(e).__name__}); "
+                         f"delete it to start the run afresh") from e
     saved = {k: v for k, v in payload["config"].items() if k != "device"}
     if saved != {k: v for k, v in cfg.to_dict().items() if k != "device"}:
         raise ValueError(f"checkpoint {path} belongs to another configuration: {saved}")
@@ -230,6 +237,8 @@ def _load_checkpoint(path, cfg, model, opt, sched, ledger, gen, state, partition
         sched.load_state_dict(payload["sched"])
     ledger.load_state_dict(payload["ledger"])
     gen.set_state(payload["rng"]["gen"])
+    if aug_gen is not gen:
+        aug_gen.set_state(payload["rng"]["aug_gen"])
     torch.set_rng_state(payload["rng"]["torch"])
     if "cuda" in payload["rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(payload["rng"]["cuda"])

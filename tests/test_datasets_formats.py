@@ -1,0 +1,151 @@
+"""The real data sets' loaders, on tiny files written in each data set's own on-disk format.
+
+CIFAR-10/100 and STL-10 cannot be downloaded here, so these tests write a few images in the exact
+formats the real archives hold (CIFAR's pickled batches, STL-10's column-major binaries,
+Fashion-MNIST's IDX files) and read them back through `hardbatch.data.load_dataset`, which hands
+them to torchvision's own dataset classes. torchvision checks the md5 of each CIFAR/STL file
+against the real archive's; the tests point those checksums at the tiny files (the parsing code
+stays torchvision's). Every image must come back pixel for pixel, the right way up.
+"""
+import hashlib
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+from torchvision import datasets as tvd
+
+import hardbatch as hb
+from hardbatch.data import load_dataset
+
+
+def _md5(path):
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _pickle(path, obj):
+    with open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=2)  # the real batches are Python 2 pickles
+
+
+def _images(n, channels, size, seed):
+    """(n, C, H, W) uint8 with one marked pixel in image 0: channel 0, row 3, column 5 = 255."""
+    img = np.random.default_rng(seed).integers(0, 250, size=(n, channels, size, size), dtype=np.uint8)
+    img[0, 0, 3, 5] = 255
+    return img
+
+
+def _assert_marked(x):
+    assert x[0, 0, 3, 5] == 255 and x[0, 0, 5, 3] != 255  # row 3, column 5: not transposed
+
+
+@pytest.fixture
+def cifar10(tmp_path, monkeypatch):
+    """5 training batches of 2 images and a test batch of 4, as in cifar-10-batches-py/."""
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    train = _images(10, 3, 32, seed=0)
+    test = _images(4, 3, 32, seed=1)
+    y_train, y_test = list(range(10)), [3, 1, 4, 1]
+    for b in range(5):  # each row: 1024 red, 1024 green, 1024 blue values, rows top to bottom
+        _pickle(folder / f"data_batch_{b + 1}", {"batch_label": f"training batch {b + 1} of 5",
+                                                 "data": train[2 * b:2 * b + 2].reshape(2, 3072),
+                                                 "labels": y_train[2 * b:2 * b + 2]})
+    _pickle(folder / "test_batch", {"batch_label": "testing batch 1 of 1", "data": test.reshape(4, 3072), "labels": y_test})
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    _pickle(folder / "batches.meta", {"label_names": names, "num_cases_per_batch": 2, "num_vis": 3072})
+    monkeypatch.setattr(tvd.CIFAR10, "train_list", [[f"data_batch_{b}", _md5(folder / f"data_batch_{b}")] for b in range(1, 6)])
+    monkeypatch.setattr(tvd.CIFAR10, "test_list", [["test_batch", _md5(folder / "test_batch")]])
+    monkeypatch.setattr(tvd.CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names",
+                                              "md5": _md5(folder / "batches.meta")})
+    return tmp_path, train, test, y_train, y_test, names
+
+
+def test_cifar10_batches_load_pixel_for_pixel(cifar10):
+    root, train, test, y_train, y_test, names = cifar10
+    data = load_dataset("cifar10", root=root)
+    assert data.x_train.shape == (10, 3, 32, 32) and data.x_train.dtype == torch.uint8
+    assert data.x_test.shape == (4, 3, 32, 32)
+    assert torch.equal(data.x_train, torch.from_numpy(train)) and torch.equal(data.x_test, torch.from_numpy(test))
+    _assert_marked(data.x_train)
+    assert data.y_train.tolist() == y_train and data.y_test.tolist() == y_test and data.y_train.dtype == torch.long
+    assert data.num_classes == 10 and list(data.classes) == names and data.in_chans == 3
+
+
+def test_cifar100_uses_fine_labels(tmp_path, monkeypatch):
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    train, test = _images(6, 3, 32, seed=2), _images(3, 3, 32, seed=3)
+    fine_train, fine_test = [0, 99, 42, 7, 56, 99], [13, 0, 98]
+    _pickle(folder / "train", {"data": train.reshape(6, 3072), "fine_labels": fine_train, "coarse_labels": [0] * 6})
+    _pickle(folder / "test", {"data": test.reshape(3, 3072), "fine_labels": fine_test, "coarse_labels": [1] * 3})
+    fine_names = [f"class{i}" for i in range(100)]
+    _pickle(folder / "meta", {"fine_label_names": fine_names, "coarse_label_names": [f"super{i}" for i in range(20)]})
+    monkeypatch.setattr(tvd.CIFAR100, "train_list", [["train", _md5(folder / "train")]])
+    monkeypatch.setattr(tvd.CIFAR100, "test_list", [["test", _md5(folder / "test")]])
+    monkeypatch.setattr(tvd.CIFAR100, "meta", {"filename": "meta", "key": "fine_label_names", "md5": _md5(folder / "meta")})
+
+    data = load_dataset("cifar100", root=tmp_path)
+    assert torch.equal(data.x_train, torch.from_numpy(train)) and torch.equal(data.x_test, torch.from_numpy(test))
+    _assert_marked(data.x_train)
+    assert data.y_train.tolist() == fine_train and data.y_test.tolist() == fine_test  # fine, not coarse
+    assert data.num_classes == 100
+
+
+def test_stl10_column_major_binaries(tmp_path, monkeypatch):
+    folder = tmp_path / "stl10_binary"
+    folder.mkdir()
+    train, test, unlabeled = _images(3, 3, 96, seed=4), _images(2, 3, 96, seed=5), _images(1, 3, 96, seed=6)
+    column_major = lambda img: np.ascontiguousarray(img.transpose(0, 1, 3, 2)).tobytes()  # each channel column by column
+    (folder / "train_X.bin").write_bytes(column_major(train))
+    (folder / "train_y.bin").write_bytes(bytes([1, 10, 5]))  # labels 1..10 on disk
+    (folder / "test_X.bin").write_bytes(column_major(test))
+    (folder / "test_y.bin").write_bytes(bytes([2, 3]))
+    (folder / "unlabeled_X.bin").write_bytes(column_major(unlabeled))  # torchvision checks it is there
+    names = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"]
+    (folder / "class_names.txt").write_text("\n".join(names) + "\n")
+    md5 = {n: _md5(folder / n) for n in ("train_X.bin", "train_y.bin", "unlabeled_X.bin", "test_X.bin", "test_y.bin")}
+    monkeypatch.setattr(tvd.STL10, "train_list", [[n, md5[n]] for n in ("train_X.bin", "train_y.bin", "unlabeled_X.bin")])
+    monkeypatch.setattr(tvd.STL10, "test_list", [[n, md5[n]] for n in ("test_X.bin", "test_y.bin")])
+
+    data = load_dataset("stl10", root=tmp_path)
+    assert data.x_train.shape == (3, 3, 96, 96) and data.x_train.dtype == torch.uint8
+    assert torch.equal(data.x_train, torch.from_numpy(train)) and torch.equal(data.x_test, torch.from_numpy(test))
+    _assert_marked(data.x_train)
+    assert data.y_train.tolist() == [0, 9, 4] and data.y_test.tolist() == [1, 2]  # 0-based
+    assert data.num_classes == 10 and list(data.classes) == names
+
+
+def test_fashion_mnist_idx_files(tmp_path):
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    train, test = _images(5, 1, 28, seed=7)[:, 0], _images(2, 1, 28, seed=8)[:, 0]  # (n, 28, 28)
+    for prefix, x, y in (("train", train, [9, 0, 0, 3, 1]), ("t10k", test, [2, 7])):
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, len(x), 28, 28) + x.tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, len(y)) + bytes(y))
+
+    data = load_dataset("fashion-mnist", root=tmp_path)  # these files, not Debian's: they are already there
+    assert data.x_train.shape == (5, 1, 28, 28) and data.x_test.shape == (2, 1, 28, 28)
+    assert torch.equal(data.x_train[:, 0], torch.from_numpy(train)) and torch.equal(data.x_test[:, 0], torch.from_numpy(test))
+    _assert_marked(data.x_train)
+    assert data.y_train.tolist() == [9, 0, 0, 3, 1] and data.y_test.tolist() == [2, 7]
+    assert data.num_classes == 10 and data.classes[9] == "Ankle boot"
+
+
+def test_a_missing_data_set_says_how_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="download"):
+        load_dataset("cifar10", root=tmp_path)
+
+
+def test_training_runs_end_to_end_on_the_cifar_files(cifar10, monkeypatch):
+    """hb.train loads cfg.dataset itself from $HARDBATCH_DATA: the whole path, files to run record."""
+    root = cifar10[0]
+    monkeypatch.setenv("HARDBATCH_DATA", str(root))
+    cfg = hb.RunConfig(dataset="cifar10", model="small_cnn", method="hardbatch", delta=0.5, epochs=2,
+                       batch_size=2, image_size=16, augment=True, device="cpu")
+    record = hb.train(cfg)
+    assert record["status"] == "complete"
+    assert record["n_train"] == 10 and record["n_test"] == 4 and record["n_batches"] == 5
+    assert record["backprops"] == 5 * 2 and len(record["history"]) == 3
+    assert sum(record["batch_train_counts"]) == 10

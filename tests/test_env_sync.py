@@ -1,0 +1,285 @@
+"""The ways in (pip, conda, Binder, Colab) must not drift apart.
+
+conda cannot reach its channels here, so nobody would notice if `environment.yml` or
+`binder/environment.yml` went stale. This test reads them next to `pyproject.toml` and fails on:
+a package one file has and another lacks, version bounds that differ, a channel other than
+conda-forge, a Binder set-up that would not install the package, and a notebook whose badges or
+Colab install line name another repository or another version than `pyproject.toml` says.
+
+`pyproject.toml` is the one source of truth: `[project.urls] Repository` is the address and
+`project.version` the tag (`v<version>`) that Colab installs. Each check is a small function returning
+a list of problems, so the tests below can show that a deliberately drifted copy is caught.
+"""
+import json
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml  # PyYAML comes with jupyterlab (jupyter_server -> jupyter_events)
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CONDA_TO_PYPI = {"pytorch": "torch", "pytorch-cpu": "torch"}  # conda-forge name -> PyPI name
+CONDA_ONLY = {"pip"}  # tools conda needs for itself, with no PyPI counterpart to compare
+NOT_IN_CONDA = {"playwright": "drives Chromium for tests/test_browser.py only, which skips without it"}
+
+
+# ---------------------------------------------------------------- reading the three files
+
+def pyproject_requirements(pyproject: dict) -> tuple[dict[str, SpecifierSet], list[str]]:
+    """All requirements of pyproject.toml (dependencies and every extra), by PyPI name."""
+    project = pyproject["project"]
+    lines = list(project["dependencies"])
+    for extra in project.get("optional-dependencies", {}).values():
+        lines += extra
+    reqs, problems = {}, []
+    for line in lines:
+        r = Requirement(line)
+        name = r.name.lower()
+        if name in reqs and reqs[name] != r.specifier:
+            problems.append(f"pyproject.toml: {name} has two different bounds, {reqs[name]} and {r.specifier}")
+        reqs[name] = r.specifier
+    reqs["python"] = SpecifierSet(project["requires-python"])
+    return reqs, problems
+
+
+def conda_requirements(env: dict, label: str) -> tuple[dict[str, SpecifierSet], list[str]]:
+    """The conda packages of an environment.yml, by PyPI name; 'name >=1,<2 [build]' specs only."""
+    reqs, problems = {}, []
+    for dep in env.get("dependencies", []):
+        if isinstance(dep, dict):  # the pip: section
+            continue
+        name, *rest = str(dep).split()
+        name = name.lower()
+        version = rest[0] if rest else ""
+        if re.match(r"^=[^=]", version):  # conda's '=1.2' means '1.2.*'
+            version = "==" + version[1:] + ".*"
+        pypi = CONDA_TO_PYPI.get(name, name)
+        if pypi in reqs:
+            problems.append(f"{label}: {pypi} is listed twice")
+        try:
+            reqs[pypi] = SpecifierSet(version)
+        except Exception:
+            problems.append(f"{label}: cannot read the version of {dep!r}")
+    return reqs, problems
+
+
+def pip_section(env: dict) -> list[str]:
+    for dep in env.get("dependencies", []):
+        if isinstance(dep, dict) and "pip" in dep:
+            return [str(line) for line in dep["pip"]]
+    return []
+
+
+def check_environments(pyproject_path: Path, env_path: Path, binder_env_path: Path) -> list[str]:
+    """Every problem that keeps the two conda files from matching pyproject.toml; [] when in step."""
+    pyproject = tomllib.loads(pyproject_path.read_text())
+    wanted, problems = pyproject_requirements(pyproject)
+    wanted = {name: spec for name, spec in wanted.items() if name not in NOT_IN_CONDA}
+    for path, label in [(env_path, "environment.yml"), (binder_env_path, "binder/environment.yml")]:
+        env = yaml.safe_load(path.read_text())
+        if env.get("channels") != ["conda-forge"]:
+            problems.append(f"{label}: channels must be exactly [conda-forge], not {env.get('channels')}")
+        have, found = conda_requirements(env, label)
+        problems += found
+        for name, spec in sorted(wanted.items()):
+            if name not in have:
+                problems.append(f"{label}: lacks {name} (pyproject.toml wants {name}{spec})")
+            elif have[name] != spec:
+                problems.append(f"{label}: {name}{have[name]} but pyproject.toml says {name}{spec}")
+        for name in sorted(set(have) - set(wanted) - CONDA_ONLY):
+            problems.append(f"{label}: has {name}, which pyproject.toml does not list")
+        if "torch" in have and not any(str(d).split()[0] == "pytorch-cpu" for d in env["dependencies"]
+                                       if not isinstance(d, dict)):
+            problems.append(f"{label}: PyTorch must be conda-forge's CPU build (pytorch-cpu)")
+    top, binder = (yaml.safe_load(p.read_text()) for p in (env_path, binder_env_path))
+    if "-e ." not in pip_section(top):
+        problems.append("environment.yml: the pip section must install the package itself ('-e .')")
+    if pip_section(binder):
+        problems.append("binder/environment.yml: no pip section (the repository is not there yet "
+                        "when repo2docker builds it); binder/postBuild installs the package")
+    return problems
+
+
+# ---------------------------------------------------------------- the repository address
+
+def repository(pyproject: dict) -> tuple[str, str]:
+    """(address, 'org/name') from [project.urls] Repository, the one place the address lives."""
+    url = pyproject["project"]["urls"]["Repository"].rstrip("/")
+    m = re.fullmatch(r"https://github\.com/([\w.-]+/[\w.-]+)", url)
+    assert m, f"[project.urls] Repository must be a https://github.com/ORG/REPO address, not {url}"
+    return url, m.group(1)
+
+
+def expected_links(pyproject: dict, notebook_name: str) -> dict[str, str]:
+    url, slug = repository(pyproject)
+    version = pyproject["project"]["version"]
+    return {
+        "colab": f"https://colab.research.google.com/github/{slug}/blob/main/notebooks/{notebook_name}",
+        "binder": f"https://mybinder.org/v2/gh/{slug}/HEAD?urlpath=lab/tree/notebooks/{notebook_name}",
+        "install": f'%pip install -q "hardbatch @ git+{url}@v{version}"',
+    }
+
+
+# Anything that points Colab, Binder or pip at a GitHub repository, and the repository it names.
+REPO_MENTIONS = re.compile(r"(?:colab\.research\.google\.com/github/|mybinder\.org/v2/gh/|git\+https://github\.com/)"
+                           r"([\w.-]+/[\w.-]+?)(?=[/@?#\"')\s]|$)")
+
+
+def check_notebook(path: Path, pyproject: dict) -> list[str]:
+    """Badges in the first cell, a Colab-only install pinned to v<version>, no other repository."""
+    nb = json.loads(path.read_text())
+    cells = nb["cells"]
+    source = lambda cell: "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+    links = expected_links(pyproject, path.name)
+    _, slug = repository(pyproject)
+    problems = []
+    first = source(cells[0]) if cells else ""
+    for kind in ("colab", "binder"):
+        if links[kind] not in first:
+            problems.append(f"{path.name}: the first cell lacks the {kind} badge link {links[kind]}")
+    code = [source(c) for c in cells if c["cell_type"] == "code"]
+    setup = code[0] if code else ""
+    if links["install"] not in setup:
+        problems.append(f"{path.name}: the first code cell lacks the install line {links['install']}")
+    else:
+        before = setup[: setup.index(links["install"])]  # ends with the guard line and the indentation
+        guard = before.rstrip().splitlines()[-1:] or [""]
+        if not re.fullmatch(r"""\s*if\s+["']google\.colab["']\s+in\s+sys\.modules\s*:\s*""", guard[0]) \
+                or not re.search(r"\n[ \t]+$", before):
+            problems.append(f"{path.name}: the install line must sit under 'if \"google.colab\" in sys.modules:'")
+    for text in code:
+        for line in text.splitlines():
+            if "pip install" in line and re.search(r"(\s-U\b|--upgrade|--force-reinstall|\btorch\b)", line):
+                problems.append(f"{path.name}: {line.strip()!r} would reinstall or upgrade what Colab has")
+    for cell in cells:
+        for other in REPO_MENTIONS.findall(source(cell)):
+            if other != slug:
+                problems.append(f"{path.name}: names the repository {other}, not {slug} (pyproject.toml)")
+    return problems
+
+
+# ---------------------------------------------------------------- the tests
+
+@pytest.fixture(scope="module")
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_real_environment_files_are_in_step_with_pyproject():
+    assert check_environments(ROOT / "pyproject.toml", ROOT / "environment.yml",
+                              ROOT / "binder/environment.yml") == []
+
+
+def drifted_copy(tmp_path: Path, edit) -> list[str]:
+    """Copy the three files into tmp_path, apply edit(dict of texts) and run the checker on the copy."""
+    texts = {name: (ROOT / name).read_text()
+             for name in ("pyproject.toml", "environment.yml", "binder/environment.yml")}
+    edit(texts)
+    for name, text in texts.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    return check_environments(tmp_path / "pyproject.toml", tmp_path / "environment.yml",
+                              tmp_path / "binder/environment.yml")
+
+
+def _sub(texts, name, old, new):
+    assert old in texts[name], f"the drift test expects {old!r} in {name}"
+    texts[name] = texts[name].replace(old, new, 1)
+
+
+@pytest.mark.parametrize("edit, expected", [
+    # a package dropped from the Binder file
+    (lambda t: _sub(t, "binder/environment.yml", "  - timm >=0.9\n", ""), "binder/environment.yml: lacks timm"),
+    # a bound raised in pyproject.toml only
+    (lambda t: _sub(t, "pyproject.toml", '"torch>=2.1"', '"torch>=2.3"'), "environment.yml: torch>=2.1 but pyproject"),
+    # a bound changed in the top-level conda file only
+    (lambda t: _sub(t, "environment.yml", "matplotlib >=3.7", "matplotlib >=3.5"), "environment.yml: matplotlib>=3.5"),
+    # a new runtime dependency added to pyproject.toml and nowhere else
+    (lambda t: _sub(t, "pyproject.toml", '"tqdm>=4.60",', '"tqdm>=4.60",\n    "pandas>=2",'), "lacks pandas"),
+    # a package added to a conda file only
+    (lambda t: _sub(t, "environment.yml", "  - pip\n", "  - pip\n  - seaborn\n"), "has seaborn, which"),
+    # Python's bound drifts
+    (lambda t: _sub(t, "pyproject.toml", 'requires-python = ">=3.10"', 'requires-python = ">=3.11"'), "python>=3.10"),
+    # GPU PyTorch (or the pytorch channel) sneaks in
+    (lambda t: _sub(t, "binder/environment.yml", "pytorch-cpu >=2.1", "pytorch >=2.1"), "pytorch-cpu"),
+    (lambda t: _sub(t, "environment.yml", "  - conda-forge\n", "  - pytorch\n  - conda-forge\n"), "channels"),
+    # the package itself no longer installed
+    (lambda t: _sub(t, "environment.yml", "      - -e .\n", "      - tqdm\n"), "'-e .'"),
+])
+def test_a_drifted_copy_fails(tmp_path, edit, expected):
+    problems = drifted_copy(tmp_path, edit)
+    assert any(expected in p for p in problems), problems
+
+
+def test_an_untouched_copy_passes(tmp_path):
+    assert drifted_copy(tmp_path, lambda texts: None) == []
+
+
+def test_postbuild_installs_the_package_and_opens_chapter_1(tmp_path):
+    """Run binder/postBuild in a copy of the repository, with a stand-in `python` that only records."""
+    repo, home, bin_ = tmp_path / "repo", tmp_path / "home", tmp_path / "bin"
+    (repo / "notebooks").mkdir(parents=True)
+    (repo / "binder").mkdir()
+    home.mkdir()
+    bin_.mkdir()
+    shutil.copy(ROOT / "binder/postBuild", repo / "binder/postBuild")
+    chapters = sorted(p.name for p in (ROOT / "notebooks").glob("0*.ipynb")) or ["01_demo.ipynb", "02_demo.ipynb"]
+    for name in chapters:
+        (repo / "notebooks" / name).write_text("{}")
+    (bin_ / "python").write_text('#!/bin/sh\necho "$@" >> "$HOME/python-calls"\n')
+    (bin_ / "python").chmod(0o755)
+    env = {"PATH": f"{bin_}:/usr/bin:/bin", "HOME": str(home)}
+    subprocess.run(["bash", "binder/postBuild"], cwd=repo, env=env, check=True, timeout=30)
+    assert (home / "python-calls").read_text().split() == ["-m", "pip", "install", "--no-deps", "-e", "."]
+    config = (home / ".jupyter/jupyter_server_config.py").read_text()
+    first = next(name for name in chapters if name.startswith("01_"))
+    assert f"c.ServerApp.default_url = '/lab/tree/notebooks/{first}'" in config
+
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_badges_and_colab_install_use_the_one_address(path, pyproject):
+    assert check_notebook(path, pyproject) == []
+
+
+def test_readme_names_no_other_repository(pyproject):
+    readme = ROOT / "README.md"
+    if not readme.exists():
+        pytest.skip("no README.md yet")
+    _, slug = repository(pyproject)
+    assert [other for other in REPO_MENTIONS.findall(readme.read_text()) if other != slug] == []
+
+
+def _notebook(first_cell: str, setup: str) -> dict:
+    cell = lambda kind, text: {"cell_type": kind, "metadata": {}, "source": text.splitlines(True),
+                               **({"outputs": [], "execution_count": None} if kind == "code" else {})}
+    return {"cells": [cell("markdown", first_cell), cell("code", setup)], "metadata": {}, "nbformat": 4,
+            "nbformat_minor": 5}
+
+
+def test_notebook_checker_catches_a_wrong_address_or_pin(tmp_path, pyproject):
+    links = expected_links(pyproject, "01_demo.ipynb")
+    good_first = f"# Demo\n[![Colab]({links['colab']})]  [![Binder]({links['binder']})]\n"
+    good_setup = f'import sys\nif "google.colab" in sys.modules:\n    {links["install"]}\nimport hardbatch as hb\n'
+    path = tmp_path / "01_demo.ipynb"
+
+    def problems(first, setup):
+        path.write_text(json.dumps(_notebook(first, setup)))
+        return check_notebook(path, pyproject)
+
+    assert problems(good_first, good_setup) == []
+    _, slug = repository(pyproject)
+    assert problems(good_first.replace(slug, "someone/fork"), good_setup)  # badges of a fork
+    assert problems(good_first, good_setup.replace(slug, "someone/fork"))  # installs from a fork
+    version = pyproject["project"]["version"]
+    assert problems(good_first, good_setup.replace(f"@v{version}", "@main"))  # not pinned
+    assert problems(good_first, good_setup.replace('if "google.colab" in sys.modules:\n    ', ""))  # not Colab-only
+    assert problems(good_first, good_setup + '%pip install -q -U torch\n')  # reinstalls Colab's torch
