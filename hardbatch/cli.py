@@ -159,6 +159,29 @@ def _check_writable(path, folder=False):
         raise ValueError(f"cannot write to {str(path)!r}: {getattr(e, 'strerror', None) or e}") from None
 
 
+def _check_model_takes(cfg, data):
+    """Fail now, with a hint, if the model cannot take this data set's images (e.g. a ViT fixed at 224²).
+
+    One forward pass of two images through a throwaway model; train() reseeds, so this draws nothing
+    from the run's random numbers.
+    """
+    import torch
+
+    from .data import preprocess
+    from .models import create_model
+
+    model = create_model(cfg.model, data.num_classes, data.in_chans).eval()
+    x = preprocess(data.x_train[:2], data, cfg.image_size)  # (2, C, S, S)
+    try:
+        with torch.no_grad():
+            model(x)
+    except (RuntimeError, AssertionError, ValueError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ValueError(f"model {cfg.model!r} cannot take the {data.name} images at {tuple(x.shape[1:])}: "
+                         f"{first} Choose another --image-size (timm names a model's own, e.g. _224) "
+                         f"or another model.") from None
+
+
 def _check_before_data(cfg):
     """The checks that need no data: device, model name. Run them before loading a data set."""
     from .config import resolve_device
@@ -176,17 +199,18 @@ def main(argv=None):
     except (ValueError, OSError) as e:  # bad values, missing data, failed downloads, unwritable files
         parser.exit(2, f"hardbatch: error: {e}\n")
     except KeyboardInterrupt:
-        parser.exit(130, "hardbatch: interrupted" + (" (continue with --resume)\n" if getattr(args, "checkpoint", None) else "\n"))
+        resumable = getattr(args, "checkpoint", None)
+        hint = " (the same command with --resume continues from the last checkpoint)" if resumable else ""
+        parser.exit(130, f"hardbatch: interrupted{hint}\n")
 
 
 def _main(args):
     import time
 
     if args.command == "run":
+        from .data import load_dataset
         from .record import save_record
         from .train import train
-
-        from .data import load_dataset
 
         cfg = _config(args)
         if args.resume and not args.checkpoint:
@@ -196,12 +220,14 @@ def _main(args):
             _check_writable(args.checkpoint)
         _check_before_data(cfg)
         data = load_dataset(cfg.dataset, download=args.download)
+        _check_model_takes(cfg, data)
         record = train(cfg, data=data, checkpoint=args.checkpoint, resume=args.resume, progress=sys.stderr.isatty())
         save_record(record, args.out)
-        if record["status"] == "diverged":  # the loss is checked every round and every N back-props, not every step
+        if record["status"] == "diverged":
             print(f"hardbatch: the run diverged: the loss became NaN or infinite by back-prop {record['backprops']} "
-                  f"of {record['n_batches'] * cfg.epochs} and the run stopped there. Its record, with status "
-                  f"'diverged', is in {args.out}; reports leave it out. Try a smaller --lr (now {cfg.lr:g}).",
+                  f"of {record['n_batches'] * cfg.epochs} and the run stopped there (the loss is checked at every "
+                  f"round and every equivalent epoch, not at every step, so the GPU never waits). Its record, with "
+                  f"status 'diverged', is in {args.out}; reports leave it out. Try a smaller --lr (now {cfg.lr:g}).",
                   file=sys.stderr)
             return 1
         last = record["history"][-1]
@@ -250,7 +276,7 @@ def _main(args):
         try:
             result = sweep(args.out, args.models, args.datasets, args.deltas, args.seeds, data_root=args.data_root,
                            download=args.download, checkpoints=not args.no_checkpoints,
-                           progress=sys.stderr.isatty(), log=print, **grid)
+                           progress=sys.stderr.isatty(), **grid)
         except KeyboardInterrupt:
             print("hardbatch: sweep interrupted; finished runs are kept: run the same command again to continue",
                   file=sys.stderr)

@@ -5,7 +5,7 @@
 - Tables 3–5: one per data set, one row per model and arm: train and test top-1 (mean ± 95 % CI
   over seeds) at the end of the budget, e and Δe (`report.summarize`).
 - Table 6: per model and data set, the best δ of Algorithm 2 against Algorithm 1 (test top-1), with
-  the random control at that δ beside it where the sweep ran one.
+  the random control beside it (at that δ, else at the nearest δ the sweep ran it).
 - Figures 1 and 3–5: train loss and test top-1 against equivalent epochs (`plots.curves`), one
   figure per data set, model and setting.
 
@@ -14,6 +14,7 @@ Every table is written as Markdown and CSV, every figure as PNG, each atomically
 not a readable run record is listed and skipped; the same run found twice is counted once.
 """
 import csv
+import hashlib
 import io
 import json
 import re
@@ -63,10 +64,20 @@ def recipe(config):
     return names.get((sched, aug), f"{sched}{' + augment' if aug else ''}")
 
 
-def setting_label(config):
-    size = f"{config['image_size']}²" if config.get("image_size") else "native size"
-    subset = f", {config['subset']} samples" if config.get("subset") else ""
-    return f"{recipe(config)}, E={config['epochs']}, {size}, B={config['batch_size']}, lr={config['lr']:g}{subset}"
+def _test_subset(record):
+    return record.get("sweep", {}).get("test_subset", 0)
+
+
+def setting_label(record):
+    """What the runs of one block share, in words: 'paper, E=100, 128², B=512, lr=0.005'."""
+    c = record["config"]
+    size = f"{c['image_size']}²" if c.get("image_size") else "native size"
+    subset = f", {c['subset']} samples" if c.get("subset") else ""
+    tested = f", tested on {_test_subset(record)}" if _test_subset(record) else ""
+    extra = "".join(f", {name} {c[key]:g}" for key, name, usual in (("momentum", "momentum", 0.9),
+                    ("weight_decay", "weight decay", 0.0)) if c.get(key, usual) != usual)
+    extra += ", drop last" if c.get("drop_last") else ""
+    return f"{recipe(c)}, E={c['epochs']}, {size}, B={c['batch_size']}, lr={c['lr']:g}{extra}{subset}{tested}"
 
 
 def groups(records):
@@ -74,8 +85,9 @@ def groups(records):
     out = defaultdict(list)
     for r in records:
         c = r["config"]
-        out[(c["dataset"], c["model"], tuple((k, c.get(k)) for k in SETTING_KEYS))].append(r)
-    return dict(sorted(out.items(), key=lambda kv: (kv[0][0], kv[0][1], setting_label(kv[1][0]["config"]))))
+        setting = tuple((k, c.get(k)) for k in SETTING_KEYS) + (("test_subset", _test_subset(r)),)
+        out[(c["dataset"], c["model"], setting)].append(r)
+    return dict(sorted(out.items(), key=lambda kv: (kv[0][0], kv[0][1], setting_label(kv[1][0]))))
 
 
 def _arm_order(arm):
@@ -97,7 +109,7 @@ def table1(records):
             ratios = [r["time_per_backprop_s"] / base_t[r["config"]["seed"]] for r in runs
                       if base_t.get(r["config"]["seed"])]
             dt = mean_ci([1e3 * r["time_per_backprop_s"] for r in runs])
-            rows.append({"dataset": dataset, "model": model, "setting": setting_label(runs[0]["config"]),
+            rows.append({"dataset": dataset, "model": model, "setting": setting_label(runs[0]),
                          "arm": arm_label(arm), "runs": len(runs), "dt_ms": dt,
                          "images_per_s": mean_ci([r["n_train"] / r["n_batches"] / max(r["time_per_backprop_s"], 1e-12)
                                                   for r in runs]),
@@ -109,7 +121,7 @@ def results(records):
     """Rows of Tables 3–5 (one per arm of every data set, model and setting), diverged runs counted apart."""
     rows = []
     for (dataset, model, _), recs in groups(records).items():
-        label = setting_label(recs[0]["config"])
+        label = setting_label(recs[0])
         block = {arm_of(r): None for r in recs}  # every arm, in first-seen order
         done = {tuple((k, row[k]) for k in ARM_KEYS): row for row in summarize(recs)}
         diverged = defaultdict(int)
@@ -139,11 +151,13 @@ def table6(rows):
         if base is None or not hard:
             continue
         best = max(hard, key=lambda r: r["test_acc"][0])
-        control = next((r for r in rs if r["select"] == "random" and r["delta"] == best["delta"] and r["test_acc"]), None)
+        controls = [r for r in rs if r["select"] == "random" and r["test_acc"]]  # at best δ, else the nearest
+        control = min(controls, key=lambda r: abs(r["delta"] - best["delta"]), default=None)
         out.append({"dataset": dataset, "model": model, "setting": setting, "baseline": base["test_acc"],
                     "best_delta": best["delta"], "best": best["test_acc"],
                     "change_pp": best["test_acc"][0] - base["test_acc"][0],
-                    "random_at_best": control["test_acc"] if control else None, "seeds": best["seeds"]})
+                    "random": control["test_acc"] if control else None,
+                    "random_delta": control["delta"] if control else None, "seeds": best["seeds"]})
     return out
 
 
@@ -193,7 +207,7 @@ def table6_markdown(rows):
                 r = cell.get((model, d))
                 cells.append("-" if r is None else f"{_arrow(r['change_pp'])} (δ={r['best_delta']:g}: "
                              f"{r['best'][0]:.1f} vs {r['baseline'][0]:.1f}"
-                             + (f"; random {r['random_at_best'][0]:.1f}" if r["random_at_best"] else "") + ")")
+                             + (f"; random δ={r['random_delta']:g}: {r['random'][0]:.1f}" if r["random"] else "") + ")")
             lines.append(f"| {model} | " + " | ".join(cells) + " |")
         out.append("\n".join(lines))
     return "\n\n".join(out) if out else "(no data set and model has both Algorithm 1 and a completed hardest arm)"
@@ -205,7 +219,7 @@ def _flat(row):
     for k, v in row.items():
         if isinstance(v, tuple) and len(v) == 2:
             out[k], out[f"{k}_ci95"] = (("" if x != x else x) for x in v)
-        elif v is None and k in ("train_acc", "test_acc", "ratio", "random_at_best"):
+        elif v is None and k in ("train_acc", "test_acc", "ratio", "random"):
             out[k], out[f"{k}_ci95"] = "", ""
         else:
             out[k] = "" if v is None else v
@@ -235,21 +249,21 @@ def figures(records, out_dir):
     from .plots import curves
 
     written = []
-    for (dataset, model, _), recs in groups(records).items():
+    for (dataset, model, setting), recs in groups(records).items():
         if not group(recs):
             continue  # every run diverged: nothing to draw
         c = recs[0]["config"]
         paper = PAPER_FIGURES.get((dataset, model))
-        title = (f"{model} on {dataset} ({setting_label(c)}), mean ± 95 % CI over seeds"
+        title = (f"{model} on {dataset} ({setting_label(recs[0])}), mean ± 95 % CI over seeds"
                  + (f" — the paper's {paper}" if paper else ""))
         fig = curves(recs, keys=("train_loss", "test_acc"), title=title)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=110)
         plt.close(fig)
-        name = _slug(f"fig-{dataset}-{model}-{recipe(c)}-E{c['epochs']}-S{c['image_size']}-B{c['batch_size']}"
-                     f"-lr{c['lr']:g}-n{c.get('subset', 0)}") + ".png"
+        digest = hashlib.sha1(repr(setting).encode()).hexdigest()[:6]  # every other setting
+        name = _slug(f"fig-{dataset}-{model}-{recipe(c)}-E{c['epochs']}-S{c['image_size']}-{digest}") + ".png"
         atomic_write(Path(out_dir) / name, buf.getvalue())
-        written.append({"dataset": dataset, "model": model, "setting": setting_label(c), "path": Path(out_dir) / name,
+        written.append({"dataset": dataset, "model": model, "setting": setting_label(recs[0]), "path": Path(out_dir) / name,
                         "paper": paper})
     return written
 
@@ -262,7 +276,8 @@ def write_report(folder, out=None, make_figures=True):
     folder = Path(folder)
     records, skipped = read_records(folder)
     if not records:
-        raise ValueError(f"no run records found in {str(folder)!r}" + (f" ({len(skipped)} unreadable .json files)" if skipped else ""))
+        unreadable = f" ({len(skipped)} unreadable .json files)" if skipped else ""
+        raise ValueError(f"no run records found in {str(folder)!r}{unreadable}")
     out = Path(out) if out else folder / "report"
     t1, rows = table1(records), results(records)
     t6 = table6(rows)
@@ -289,14 +304,15 @@ def write_report(folder, out=None, make_figures=True):
                "Left: train loss in eval mode over all N batches (the paper's Figure 1). "
                "Right: test top-1 (its Figures 3–5). Bands: 95 % CI over seeds."]
         for f in figs:
-            md += ["", f"**{f['model']} on {f['dataset']}** ({f['setting']})" + (f" — the paper's {f['paper']}" if f["paper"] else ""),
-                   "", f"![{f['model']} on {f['dataset']}]({f['path'].relative_to(out).as_posix()})"]
+            paper = f" — the paper's {f['paper']}" if f["paper"] else ""
+            md += ["", f"**{f['model']} on {f['dataset']}** ({f['setting']}){paper}", "",
+                   f"![{f['model']} on {f['dataset']}]({f['path'].relative_to(out).as_posix()})"]
     markdown = "\n".join(md) + "\n"
 
     atomic_write(out / "report.md", markdown)
     write_csv(t1, out / "table1.csv")
     write_csv(rows, out / "tables3-5.csv")
     write_csv(t6, out / "table6.csv")
+    files = [out / n for n in ("report.md", "table1.csv", "tables3-5.csv", "table6.csv")] + [f["path"] for f in figs]
     return {"markdown": markdown, "table1": t1, "results": rows, "table6": t6, "figures": figs,
-            "records": len(records), "diverged": n_div, "skipped": skipped, "out_dir": out,
-            "files": [out / n for n in ("report.md", "table1.csv", "tables3-5.csv", "table6.csv")] + [f["path"] for f in figs]}
+            "records": len(records), "diverged": n_div, "skipped": skipped, "out_dir": out, "files": files}

@@ -20,12 +20,15 @@ def curves(records, keys=("test_acc", "train_loss"), title=None):
             stats = [mean_ci([r["history"][i][key] for r in runs]) for i in range(len(epochs))]
             mean = [m for m, _ in stats]
             half = [0.0 if h != h else h for _, h in stats]
-            style = {"color": "black", "lw": 2.5} if dict(arm)["method"] == "minibatch" else {}
+            baseline = dict(arm)["method"] == "minibatch" and dict(arm)["order"] in ("fixed", None)
+            style = {"color": "black", "lw": 2.5} if baseline else {}
             (line,) = ax.plot(epochs, mean, label=f"{arm_label(arm)} (n={len(runs)})", **style)
             ax.fill_between(epochs, [m - h for m, h in zip(mean, half)], [m + h for m, h in zip(mean, half)],
                             color=line.get_color(), alpha=0.15)
         ax.set_xlabel("equivalent epoch (back-props / N)")
         ax.set_ylabel(names.get(key, key))
+        if "loss" in key:  # losses fall over orders of magnitude: a log axis shows the late epochs
+            ax.set_yscale("log")
         ax.set_title(names.get(key, key).split(" (")[0] + " at equal back-props")
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=8)
@@ -106,8 +109,8 @@ def loss_per_backprop(losses, n_batches, ax=None, title="The loss of every back-
     ax.plot(range(1, len(losses) + 1), losses, ".", ms=3, alpha=0.5, label="one back-prop")
     full = len(losses) // n_batches
     means = losses[: full * n_batches].view(full, n_batches).mean(1)
-    ax.step([n_batches * (e + 1) for e in range(full)], means, where="pre", color="black", lw=2,
-            label="mean over the epoch")
+    ax.hlines(means, [n_batches * e + 0.5 for e in range(full)], [n_batches * (e + 1) + 0.5 for e in range(full)],
+              color="black", lw=2, label="mean over the epoch")
     for e in range(1, full):
         ax.axvline(e * n_batches + 0.5, color="gray", lw=0.5, ls=":")
     ax.set_yscale("log")
@@ -232,20 +235,22 @@ def visits_histogram(counts, ax=None, title="Visits per batch"):
 
 
 def selection_figure(trace, n_batches, k, counts, title=None):
-    """Chapter 3: (1) the warm-up ledger sorted, the top k that round 1 trains in colour; (2) which
+    """Chapter 3: (1) the warm-up ledger sorted, the k batches round 1 trained in orange; (2) which
     batches every round trained, columns sorted by warm-up loss; (3) visits per batch."""
     import torch
+    from matplotlib.ticker import MaxNLocator
 
     warm = torch.full((n_batches,), float("nan"))
     warm[torch.tensor(trace.batches[:n_batches])] = trace.losses[:n_batches]  # (N,) the ledger after the warm-up
     order = torch.sort(warm, descending=True, stable=True).indices  # hardest first
+    first = set(trace.batches[n_batches:n_batches + k])  # what round 1 trained
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), gridspec_kw={"width_ratios": [1.2, 1.2, 1]})
     ax = axes[0]
-    colors = ["tab:orange" if r < k else "lightgray" for r in range(n_batches)]
+    colors = ["tab:orange" if i in first else "lightgray" for i in order.tolist()]
     ax.bar(range(n_batches), warm[order].numpy(), color=colors, width=0.85)
     ax.set_xlabel("batches, sorted by ledger loss (hardest left)")
     ax.set_ylabel("ledger loss after the warm-up (cross-entropy)")
-    ax.set_title(f"top k = {k} of N = {n_batches}: round 1 trains the orange")
+    ax.set_title(f"k = {k} of N = {n_batches}: round 1 trains the orange")
     ax = axes[1]
     trained = trace.rounds(n_batches, k)[:, order]  # (1+ζ, N)
     ax.imshow(trained.numpy(), aspect="auto", interpolation="nearest", cmap="Greys",
@@ -254,6 +259,7 @@ def selection_figure(trace, n_batches, k, counts, title=None):
     ax.set_ylabel("round (0 = warm-up pass)")
     ax.set_title("black: trained in that round")
     visits_histogram(counts, ax=axes[2])
+    axes[2].yaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -280,11 +286,10 @@ def budget_figure(n_batches, epochs, delta):
     ax.set_title(f"N = {n_batches}, E = {epochs}, δ = {delta:.2f}: k = {k}, ζ = {len(sizes) - 1}")
     ax = axes[1]
     T = n_batches * epochs
-    cum2 = list(accumulate(sizes))
-    ax.step([n_batches * (i + 1) / n_batches for i in range(epochs)], [n_batches * (i + 1) for i in range(epochs)],
-            where="post", color="black", lw=2, label="Algorithm 1: one epoch = N back-props")
-    x2 = [1 + (c - n_batches) / n_batches for c in cum2]
-    ax.plot(x2, cum2, ".-", color="tab:orange", ms=3, label="Algorithm 2: after each round")
+    cum2 = [0] + list(accumulate(sizes))  # back-props spent after each round
+    ax.plot([c / n_batches for c in cum2], cum2, ".-", color="tab:orange", ms=4, label="Algorithm 2: after each round")
+    ax.plot(range(epochs + 1), [n_batches * e for e in range(epochs + 1)], "o", color="black", ms=6, mfc="none",
+            label="Algorithm 1: after each epoch")
     ax.axhline(T, color="tab:red", ls="--", lw=1, label=f"budget T = N·E = {T}")
     ax.set_xlabel("equivalent epoch (back-props / N)")
     ax.set_ylabel("back-props spent")
@@ -311,7 +316,7 @@ def rounds_vs_epochs(records, key="test_acc"):
         axes[0].plot(it, mean, ".-", label=arm_label(arm), **style)
         axes[1].plot(eq, mean, ".-", label=arm_label(arm), **style)
     axes[0].set_xlabel("iterations: epochs of Algorithm 1, rounds of Algorithm 2")
-    axes[0].set_title("Unequal work: one round of δ = 0.2 is a fifth of an epoch")
+    axes[0].set_title("Unequal work: one round of Algorithm 2 is only δ of an epoch")
     axes[1].set_xlabel("equivalent epoch (back-props / N)")
     axes[1].set_title("Equal work: the same back-props at every x")
     axes[0].set_ylabel(names.get(key, key))

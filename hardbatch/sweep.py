@@ -160,7 +160,8 @@ def sweep(out_dir, models=("small_cnn",), datasets=("digits",), deltas=(0.5, 0.2
 
     summary = {"ran": [], "skipped": [], "repaired": [], "diverged": [], "records": [], "out_dir": out_dir}
     warmed = set()
-    log(f"sweep: {len(runs)} runs, {len(runs) - len(pending)} already done, {len(pending)} to run on {device} -> {out_dir}")
+    log(f"sweep: {len(runs)} runs, {len(runs) - len(pending)} already done, {len(pending)} to run on {device} "
+        f"-> {out_dir}")
     bar = tqdm(total=len(runs), desc="sweep", unit="run", disable=not progress)
     for i, (name, cfg) in enumerate(runs, 1):
         state, record = status[name]
@@ -172,15 +173,16 @@ def sweep(out_dir, models=("small_cnn",), datasets=("digits",), deltas=(0.5, 0.2
             bar.update(1)
             continue
         if state in ("corrupt", "other"):
-            log(f"[{i}/{len(runs)}] {name}: the record there is {'corrupt' if state == 'corrupt' else 'of another run'}; running it again")
+            what = "corrupt" if state == "corrupt" else "of another run"
+            log(f"[{i}/{len(runs)}] {name}: the record there is {what}; running it again")
             summary["repaired"].append(name)
-        if (key := (cfg.dataset, cfg.model, cfg.image_size, cfg.batch_size, cfg.subset)) not in warmed:
+        if (key := (cfg.dataset, cfg.model, cfg.image_size, cfg.batch_size, cfg.subset, cfg.augment)) not in warmed:
             warm_up(cfg, data[cfg.dataset])
             warmed.add(key)
         if ckpt.exists() and not _usable_checkpoint(ckpt, cfg):
             log(f"[{i}/{len(runs)}] {name}: checkpoint unusable; starting the run over")
             ckpt.unlink()
-        resumed = ckpt.exists()
+        resumed = checkpoints and ckpt.exists()
         t0 = time.perf_counter()
         record = train(cfg, data=data[cfg.dataset], checkpoint=ckpt if checkpoints else None, resume=True,
                        progress=progress)

@@ -109,10 +109,23 @@ def expected_k(delta: float, n: int) -> set[int]:
     return {max(1, round(x))}
 
 
+def settle(page, kernel_idle, quiet_s: float = 1.5, timeout_s: float = 60):
+    """Wait until the kernel has stayed idle for quiet_s and every image on the page has loaded."""
+    deadline, quiet_since = time.monotonic() + timeout_s, None
+    while True:
+        done = kernel_idle.count() == 1 and page.evaluate("() => [...document.images].every(i => i.complete)")
+        quiet_since = (quiet_since or time.monotonic()) if done else None
+        if quiet_since and time.monotonic() - quiet_since >= quiet_s:
+            return
+        assert time.monotonic() < deadline, "the notebook never settled (kernel busy or images loading)"
+        time.sleep(0.25)
+
+
 def test_moving_the_delta_slider_changes_the_selection(tmp_path):
     if not (ROOT / "notebooks" / CHAPTER).exists():
         pytest.fail(f"notebooks/{CHAPTER} is missing: the browser test needs chapter 3")
-    shutil.copytree(ROOT / "notebooks", tmp_path / "lab" / "notebooks")
+    shutil.copytree(ROOT / "notebooks", tmp_path / "lab" / "notebooks",
+                    ignore=shutil.ignore_patterns("runs", ".ipynb_checkpoints"))  # the notebooks, not their results
     (tmp_path / "state").mkdir()
     ARTIFACTS.mkdir(exist_ok=True)
     log_path = ARTIFACTS / "browser-test-jupyterlab.log"
@@ -140,7 +153,7 @@ def test_moving_the_delta_slider_changes_the_selection(tmp_path):
             handle, readout = box.locator(".noUi-handle"), box.locator(".widget-readout")
             output = box.locator(".widget-output")
             sync_api.expect(output).to_contain_text(PHRASE, timeout=60_000)
-            kernel_idle.wait_for(timeout=60_000)  # every cell has run
+            settle(page, kernel_idle, timeout_s=90)  # every cell has run
 
             box.scroll_into_view_if_needed()
             page.screenshot(path=str(ARTIFACTS / "03_slider_before.png"))
@@ -166,7 +179,7 @@ def test_moving_the_delta_slider_changes_the_selection(tmp_path):
                     break
                 assert time.monotonic() < deadline, f"after δ {delta0} -> {delta1} the output says {match}"
                 time.sleep(0.25)
-            kernel_idle.wait_for(timeout=60_000)
+            settle(page, kernel_idle)
             page.screenshot(path=str(ARTIFACTS / "03_slider_after.png"))
             assert k1 != k0 and n1 == n
             print(f"δ {delta0} -> {delta1}: selected k {k0} -> {k1} of N = {n}")

@@ -146,11 +146,12 @@ def check_notebook(path: Path, pyproject: dict) -> list[str]:
     code = [source(c) for c in cells if c["cell_type"] == "code"]
     setup = code[0] if code else ""
     if links["install"] not in setup:
-        problems.append(f"{path.name}: the first code cell lacks the install line {links['install']}")
+        problems.append(f"{path.name}: the first code cell lacks the install line {links['install']} "
+                        f"(the address of [project.urls] Repository, pinned to the tag v<project.version>)")
     else:
         before = setup[: setup.index(links["install"])]  # ends with the guard line and the indentation
         guard = before.rstrip().splitlines()[-1:] or [""]
-        if not re.fullmatch(r"""\s*if\s+["']google\.colab["']\s+in\s+sys\.modules\s*:\s*""", guard[0]) \
+        if not re.fullmatch(r"""\s*if\s+["']google\.colab["']\s+in\s+sys\.modules\s*:\s*(#.*)?""", guard[0]) \
                 or not re.search(r"\n[ \t]+$", before):
             problems.append(f"{path.name}: the install line must sit under 'if \"google.colab\" in sys.modules:'")
     for text in code:

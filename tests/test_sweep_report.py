@@ -1,7 +1,7 @@
 """Sweeps resume without losing or repeating a run; reports rebuild the paper's tables from records.
 
 All runs are tiny (small_cnn on 256 digits, batches of 64: N = 4, E = 2), so every test here
-trains for real and the whole file stays within seconds of CPU time.
+trains for real and the whole file needs well under a minute of CPU time.
 """
 import csv
 import json
@@ -131,6 +131,19 @@ def test_a_killed_sweep_resumes_from_its_checkpoint(swept, tmp_path, monkeypatch
         for key in ("train_loss", "test_loss", "test_acc"):
             assert [h[key] for h in a["history"]] == [h[key] for h in b["history"]], (name, key)
         assert a["batch_train_counts"] == b["batch_train_counts"]
+
+
+def test_an_unusable_checkpoint_is_replaced(swept, tmp_path):
+    _copy_records(swept[0], tmp_path)
+    name = _names()[2]
+    (tmp_path / "records" / f"{name}.json").unlink()
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / f"{name}.pt").write_bytes(b"not a checkpoint")  # e.g. from another tool
+    logs = []
+    result = sw.sweep(tmp_path, **GRID, base=BASE, progress=False, log=logs.append)
+    assert result["ran"] == [name] and any("checkpoint unusable" in line for line in logs)
+    a, b = (load_record(d / "records" / f"{name}.json") for d in (tmp_path, swept[0]))
+    assert [h["test_loss"] for h in a["history"]] == [h["test_loss"] for h in b["history"]]  # run from the start
 
 
 def test_a_diverged_run_is_recorded_counted_and_never_averaged(tmp_path, swept):
