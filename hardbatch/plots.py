@@ -277,10 +277,13 @@ def budget_figure(n_batches, epochs, delta):
     k = sizes[1] if len(sizes) > 1 else n_batches
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.5))
     ax = axes[0]
-    colors = ["tab:gray"] + ["tab:orange"] * (len(sizes) - 1)
+    ax.bar(0, n_batches, color="tab:gray", width=0.9)
+    if 1 < len(sizes) <= 200:
+        ax.bar(range(1, len(sizes)), sizes[1:], color="tab:orange", width=0.9)
+    elif len(sizes) > 200:  # one artist for all rounds: thousands of bars would redraw slowly
+        ax.stairs(sizes[1:], [r + 0.5 for r in range(len(sizes))], fill=True, color="tab:orange")
     if len(sizes) > 1 and sizes[-1] != k:
-        colors[-1] = "tab:red"
-    ax.bar(range(len(sizes)), sizes, color=colors, width=0.9)
+        ax.bar(len(sizes) - 1, sizes[-1], color="tab:red", width=0.9)
     ax.set_xlabel("round (0 = warm-up pass; red: truncated last round)")
     ax.set_ylabel("back-props in the round")
     ax.set_title(f"N = {n_batches}, E = {epochs}, δ = {delta:.2f}: k = {k}, ζ = {len(sizes) - 1}")

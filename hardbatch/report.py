@@ -10,8 +10,8 @@ from collections import defaultdict
 
 from .metrics import convergence_epoch, delta_e, epochs_to_target, mean_ci, mean_curve
 
-ARM_KEYS = ("dataset", "model", "method", "order", "select", "delta", "epochs", "batch_size", "lr",
-            "lr_schedule", "augment", "image_size")
+ARM_KEYS = ("dataset", "model", "method", "order", "select", "delta", "epochs", "batch_size", "lr", "momentum",
+            "weight_decay", "lr_schedule", "augment", "image_size", "subset")
 
 
 def arm_of(record):
@@ -73,7 +73,8 @@ def summarize(records, tol=0.05):
 
 
 def _baseline_for(row, rows):
-    same = ("dataset", "model", "epochs", "batch_size", "lr", "lr_schedule", "augment", "image_size")
+    same = ("dataset", "model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "lr_schedule", "augment",
+            "image_size", "subset")
     for cand in rows:
         if cand["method"] == "minibatch" and cand["order"] == "fixed" and all(cand[k] == row[k] for k in same):
             return cand

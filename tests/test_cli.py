@@ -56,8 +56,8 @@ def check_record(path, **expected):
 
 
 def test_python_m_hardbatch_run(tmp_path):
-    out = run([sys.executable, "-m", "hardbatch", "run", "--epochs", "2", "--delta", "0.5", "--device", "cpu",
-               "--out", "tmp/x.json"], cwd=tmp_path)
+    out = run([sys.executable, "-m", "hardbatch", "run", "--epochs", "2", "--delta", "0.5", "--batch-size", "32",
+               "--device", "cpu", "--out", "tmp/x.json"], cwd=tmp_path)
     record = check_record(tmp_path / "tmp" / "x.json", method="hardbatch", delta=0.5, epochs=2, dataset="digits",
                           device="cpu", model="small_cnn", seed=0)
     assert record["n_batches"] == 41  # 1297 samples in batches of 32
@@ -66,7 +66,7 @@ def test_python_m_hardbatch_run(tmp_path):
 
 
 def test_console_script_run(tmp_path):
-    run([console_script(), "run", "--method", "minibatch", "--order", "shuffled", "--epochs", "2", "--subset", "200",
+    run([console_script(), "run", "--method", "minibatch", "--order", "shuffled", "--epochs", "2", "--subset", "200", "--batch-size", "32",
          "--seed", "3", "--lr", "0.05", "--device", "cpu", "--out", str(tmp_path / "y.json")], cwd=tmp_path)
     record = check_record(tmp_path / "y.json", method="minibatch", epochs=2, seed=3, lr=0.05)
     assert record["config"]["order"] == "shuffled" and record["n_batches"] == 7 and record["rounds"] == 0
@@ -74,7 +74,7 @@ def test_console_script_run(tmp_path):
 
 def test_console_script_compare(tmp_path):
     out_dir = tmp_path / "cmp"
-    out = run([console_script(), "compare", "--epochs", "2", "--seeds", "0", "1", "--deltas", "0.5", "--subset", "300",
+    out = run([console_script(), "compare", "--epochs", "2", "--seeds", "0", "1", "--deltas", "0.5", "--subset", "300", "--batch-size", "32",
                "--device", "cpu", "--out", str(out_dir)], cwd=tmp_path)
     table = (out_dir / "table.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| digits |")]

@@ -38,7 +38,7 @@ def test_opens_with_title_and_both_badges(notebook):
     name, nb = notebook
     first = nb.cells[0]
     assert first.cell_type == "markdown" and first.source.lstrip().startswith("# ")
-    assert f"https://colab.research.google.com/github/" in first.source and f"/notebooks/{name}" in first.source
+    assert "https://colab.research.google.com/github/" in first.source and f"/notebooks/{name}" in first.source
     assert "https://mybinder.org/v2/gh/" in first.source and f"urlpath=lab/tree/notebooks/{name}" in first.source
 
 
