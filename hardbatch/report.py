@@ -87,12 +87,14 @@ def _pm(mc, digits=1):
 
 
 def to_markdown(rows):
-    """The Table-3 shape as a Markdown table."""
-    lines = ["| data | model | arm | seeds | train top-1 (%) | test top-1 (%) | e | Δe (%) |",
-             "|---|---|---|---|---|---|---|---|"]
+    """The Table-3 shape as a Markdown table; a `diverged` column appears when any run diverged."""
+    show_diverged = any(r["diverged"] for r in rows)
+    extra = (" diverged |", "---|") if show_diverged else ("", "")
+    lines = ["| data | model | arm | seeds | train top-1 (%) | test top-1 (%) | e | Δe (%) |" + extra[0],
+             "|---|---|---|---|---|---|---|---|" + extra[1]]
     for r in rows:
         e = "not reached" if r["e"] is None and r["method"] != "minibatch" else r["e"]
         de = "-" if r["delta_e"] is None else f"{'▲' if r['delta_e'] >= 0 else '▼'} {abs(r['delta_e']):.2f}"
         lines.append(f"| {r['dataset']} | {r['model']} | {r['label']} | {r['seeds']} | {_pm(r['train_acc'])} "
-                     f"| {_pm(r['test_acc'])} | {e} | {de} |")
+                     f"| {_pm(r['test_acc'])} | {e} | {de} |" + (f" {r['diverged']} |" if show_diverged else ""))
     return "\n".join(lines)

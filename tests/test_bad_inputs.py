@@ -21,15 +21,6 @@ NO_GPU = not torch.cuda.is_available()
 DIGITS_TRAIN = 1297  # digits: 1797 images, 500 held out for the test
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors on a shared CPU: one thread avoids contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def no_network(monkeypatch):
     """Any attempt to reach the internet fails the test loudly instead of hanging."""

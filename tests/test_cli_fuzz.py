@@ -59,14 +59,6 @@ argv_strategy = st.tuples(
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
 def empty_data_root(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("HARDBATCH_DATA", str(tmp_path_factory.mktemp("no-data")))
@@ -77,7 +69,7 @@ def empty_data_root(tmp_path_factory):
 @settings(max_examples=150, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(argv_strategy)
-def test_the_cli_never_shows_a_traceback(one_thread, empty_data_root, args):
+def test_the_cli_never_shows_a_traceback(empty_data_root, args):
     options, flags, stray = args
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "a-file").write_text("not a folder\n")

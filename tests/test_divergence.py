@@ -18,14 +18,6 @@ from hardbatch.models import SmallCNN
 from hardbatch.report import summarize, to_markdown
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def digits():
     return hb.load_dataset("digits").subset(320)  # N = 20 batches of 16
@@ -92,7 +84,11 @@ def test_reports_never_average_a_diverged_run_in(digits):
     assert row["test_acc"][0] == pytest.approx(good["history"][-1]["test_acc"])
     assert row["train_loss"][0] == pytest.approx(good["history"][-1]["train_loss"])
     assert math.isfinite(row["test_acc"][0])
-    assert "| 1 |" in to_markdown([row])  # one seed counted, not two
+    table = to_markdown([row])
+    assert table.splitlines()[0].endswith("| diverged |")  # the table itself says a run diverged
+    assert table.splitlines()[-1].split("|")[4].strip() == "1"  # one seed counted, not two
+    assert table.splitlines()[-1].split("|")[-2].strip() == "1"  # and one diverged
+    assert "diverged" not in to_markdown(summarize([good]))  # no such column when none diverged
 
 
 def test_cli_writes_a_diverged_record_and_says_so(tmp_path, capsys):

@@ -21,14 +21,6 @@ from hardbatch.ledger import Ledger
 train_module = importlib.import_module("hardbatch.train")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def replay(events, N):
     """Plain-Python bookkeeping of (step, batch, loss) events: counts, last 0-based back-prop, last loss."""
     count, last, loss = [0] * N, [-1] * N, [math.nan] * N

@@ -32,14 +32,6 @@ def strip_timing(x):
     return x
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # SIGKILL at random moments ---------------------------------------------------------------------
 
 # Algorithm 2 with augmentation (the generator draws every step), a cosine schedule (its state is

@@ -26,15 +26,6 @@ train_module = importlib.import_module("hardbatch.train")  # `hardbatch.train` i
 TIMING = ("time_per_backprop_s", "train_s", "wall_s")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: threads only add overhead (and contention on a shared machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_data(n=36, m=12, classes=3, seed=0):
     """Random uint8 images (n, 1, 4, 4) with random labels: enough to exercise every code path."""
     g = torch.Generator().manual_seed(seed)

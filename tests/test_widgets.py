@@ -18,15 +18,6 @@ PHRASE = re.compile(r"selected k = (\d+) of N = (\d+) batches")
 CFG = hb.RunConfig(method="hardbatch", select="hardest", epochs=3, batch_size=64, lr=0.01, seed=3, device="cpu")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models train fastest on one thread, and a second one only fights other processes for the CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data():
     return hb.load_dataset("digits")
