@@ -19,6 +19,19 @@ RECORD_KEYS = {"config": dict, "n_batches": int, "k": int, "rounds": int, "backp
 STATUSES = ("complete", "diverged")
 
 
+TIMING_KEYS = ("time_per_backprop_s", "train_s", "wall_s")  # the only fields that differ between identical runs
+
+
+def without_timing(x):
+    """A record (or any part of one) without its timing fields: what must be equal between two runs of the
+    same config on the CPU, e.g. an uninterrupted run and one killed and resumed."""
+    if isinstance(x, dict):
+        return {k: without_timing(v) for k, v in x.items() if k not in TIMING_KEYS}
+    if isinstance(x, list):
+        return [without_timing(v) for v in x]
+    return x
+
+
 def atomic_write(path, data):
     """Write bytes or str to `path` through a temporary file in the same folder and os.replace."""
     path = Path(path)

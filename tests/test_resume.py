@@ -19,17 +19,9 @@ import pytest
 import torch
 
 import hardbatch as hb
+from hardbatch.record import without_timing
 from hardbatch import cli
 
-TIMING = ("time_per_backprop_s", "train_s", "wall_s")
-
-
-def strip_timing(x):
-    if isinstance(x, dict):
-        return {k: strip_timing(v) for k, v in x.items() if k not in TIMING}
-    if isinstance(x, list):
-        return [strip_timing(v) for v in x]
-    return x
 
 
 # SIGKILL at random moments ---------------------------------------------------------------------
@@ -132,7 +124,7 @@ def test_sigkill_at_random_moments_then_resume_gives_the_same_record(tmp_path):
         saved = state
         finish(start(folder))  # the same command, to completion
         record = hb.load_record(folder / "r.json")
-        assert strip_timing(record) == strip_timing(ref)
+        assert without_timing(record) == without_timing(ref)
         if saved is not None:  # it resumed, not restarted: the saved history, timings included, is kept
             assert record["history"][:len(saved["history"])] == saved["history"]
     print("\n" + "\n".join(log))
@@ -177,7 +169,7 @@ def test_a_stop_in_the_middle_of_a_round_resumes_exactly(kw, digits, tmp_path):
     steps = []
     resumed = hb.train(cfg, data=digits, checkpoint=ck, resume=True, on_step=lambda s, b, l: steps.append(s))
     assert steps == list(range(40, 66))  # only the missing back-props ran
-    assert strip_timing(resumed) == strip_timing(whole)
+    assert without_timing(resumed) == without_timing(whole)
 
 
 def test_resuming_a_finished_run_trains_nothing(digits, tmp_path):
