@@ -116,6 +116,9 @@ def settle(page, kernel_idle, quiet_s: float = 1.5, timeout_s: float = 60):
         done = kernel_idle.count() == 1 and page.evaluate("() => [...document.images].every(i => i.complete)")
         quiet_since = (quiet_since or time.monotonic()) if done else None
         if quiet_since and time.monotonic() - quiet_since >= quiet_s:
+            # loaded is not yet painted: wait for every image to decode, then one more frame
+            page.evaluate("() => Promise.all([...document.images].map(i => i.decode().catch(() => null)))")
+            page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
             return
         assert time.monotonic() < deadline, "the notebook never settled (kernel busy or images loading)"
         time.sleep(0.25)
