@@ -11,7 +11,7 @@ import math
 def check_delta(delta):
     """δ must be a number in (0, 1]."""
     try:
-        ok = 0 < float(delta) <= 1
+        ok = not isinstance(delta, bool) and 0 < float(delta) <= 1
     except (TypeError, ValueError):
         ok = False
     if not ok:

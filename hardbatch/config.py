@@ -55,6 +55,14 @@ def _number(name, value, low, low_inclusive):
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
 
 
+def settings(config):
+    """A run's config (a RunConfig or a record's config dict) without the device: two runs with equal
+    settings are the same run, wherever they ran. Used to match records and checkpoints to configs."""
+    d = config.to_dict() if isinstance(config, RunConfig) else dict(config)
+    d.pop("device", None)
+    return d
+
+
 @dataclass
 class RunConfig:
     method: str = "hardbatch"  # minibatch (Algorithm 1) or hardbatch (Algorithm 2)
@@ -85,8 +93,6 @@ class RunConfig:
                               ("device", DEVICES), ("lr_schedule", ("constant", "cosine"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; allowed: {', '.join(allowed)}")
-        if isinstance(self.delta, bool):
-            raise ValueError(f"delta must be a number in (0, 1], got {self.delta!r}")
         self.delta = check_delta(self.delta)
         _positive_int("epochs", self.epochs)
         _positive_int("batch_size", self.batch_size)

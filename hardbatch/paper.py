@@ -21,6 +21,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
+from .config import settings
 from .metrics import mean_ci
 from .record import atomic_write, load_record
 from .report import ARM_KEYS, _pm, arm_label, arm_of, group, summarize
@@ -35,8 +36,7 @@ PAPER_FIGURES = {("cifar10", "resnet18"): "Figures 1 and 3", ("stl10", "efficien
 # ---------------------------------------------------------------- reading
 
 def _run_key(record):
-    config = {k: v for k, v in record["config"].items() if k != "device"}
-    return json.dumps({**config, "test_subset": record.get("sweep", {}).get("test_subset", 0)}, sort_keys=True)
+    return json.dumps({**settings(record["config"]), "test_subset": record.get("sweep", {}).get("test_subset", 0)}, sort_keys=True)
 
 
 def read_records(folder):

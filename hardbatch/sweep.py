@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from .compare import arms
-from .config import RunConfig, resolve_device
+from .config import RunConfig, resolve_device, settings
 from .data import load_dataset
 from .record import load_record, save_record
 from .train import train
@@ -51,10 +51,10 @@ def record_name(cfg, test_subset=0):
     HASH is 8 hex digits of every other setting (epochs, lr, image size, ...; not the device), so
     a folder may hold sweeps of different settings without one ever being mistaken for another.
     """
-    settings = {k: v for k, v in cfg.to_dict().items() if k != "device"}
+    named = settings(cfg)
     if test_subset:
-        settings["test_subset"] = test_subset
-    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+        named["test_subset"] = test_subset
+    digest = hashlib.sha1(json.dumps(named, sort_keys=True).encode()).hexdigest()[:8]
     arm = cfg.order if cfg.method == "minibatch" else cfg.select
     return f"{cfg.dataset}-{cfg.model}-{cfg.method}-{arm}-d{cfg.delta:g}-s{cfg.seed}-{digest}"
 
@@ -86,9 +86,8 @@ def plan(models, datasets, deltas, seeds, *, controls=("random",), control_delta
 
 
 def _same_run(record, cfg, test_subset):
-    mine = {k: v for k, v in cfg.to_dict().items() if k != "device"}
-    theirs = {k: v for k, v in record["config"].items() if k != "device"}
-    return mine == theirs and record.get("sweep", {}).get("test_subset", 0) == test_subset
+    same_test_set = record.get("sweep", {}).get("test_subset", 0) == test_subset
+    return settings(cfg) == settings(record["config"]) and same_test_set
 
 
 def run_status(path, cfg, test_subset=0):
@@ -119,8 +118,7 @@ def _usable_checkpoint(path, cfg):
         saved = torch.load(path, weights_only=True, map_location="cpu")["config"]
     except Exception:  # noqa: BLE001 - any checkpoint that does not load is unusable
         return False
-    strip = lambda c: {k: v for k, v in c.items() if k != "device"}
-    return strip(saved) == strip(cfg.to_dict())
+    return settings(saved) == settings(cfg)
 
 
 def warm_up(cfg, data):

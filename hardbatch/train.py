@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from . import __version__
 from .batches import make_partition
 from .budget import k_for
-from .config import RunConfig, resolve_device
+from .config import RunConfig, resolve_device, settings
 from .data import load_dataset, preprocess
 from .ledger import Ledger
 from .models import create_model
@@ -226,8 +226,8 @@ def _load_checkpoint(path, cfg, model, opt, sched, ledger, gen, aug_gen, state, 
     except Exception as e:  # noqa: BLE001 (a corrupt, truncated or unsafe file: torch raises several kinds)
         raise ValueError(f"checkpoint {path} cannot be loaded safely ({type(e).__name__}); "
                          f"delete it to start the run afresh") from e
-    saved = {k: v for k, v in payload["config"].items() if k != "device"}
-    if saved != {k: v for k, v in cfg.to_dict().items() if k != "device"}:
+    saved = settings(payload["config"])
+    if saved != settings(cfg):
         raise ValueError(f"checkpoint {path} belongs to another configuration: {saved}")
     if any(not torch.equal(a.cpu(), b) for a, b in zip(partition, payload["partition"])):
         raise ValueError(f"checkpoint {path} was made with another partition of the data")
