@@ -4,40 +4,30 @@
 fairly), writes each run record, a Markdown table shaped like the paper's Table 3 and a figure
 of test top-1 and train loss against equivalent epochs.
 """
-import time
-from dataclasses import replace
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
+from . import arms
 from .config import RunConfig
 from .data import load_dataset
+from .plots import curves
 from .record import atomic_write, save_record
 from .report import summarize, to_markdown
-
-
-def arms(base, deltas=(0.8, 0.5, 0.2), strategies=("hardest", "random")):
-    """The configs of one comparison: Algorithm 1 (fixed order), then each strategy at each δ."""
-    out = [replace(base, method="minibatch", order="fixed", select="hardest", delta=1.0)]
-    out += [replace(base, method="hardbatch", select=s, delta=d) for s in strategies for d in deltas]
-    return out
+from .train import train
 
 
 def compare(base=None, deltas=(0.8, 0.5, 0.2), strategies=("hardest", "random"), seeds=(0, 1, 2),
             out_dir="runs/compare", progress=True):
     """Run the comparison; return (records, rows, markdown table, figure path)."""
-    from tqdm.auto import tqdm
-
-    from .plots import curves
-    from .train import train
-
     base = base or RunConfig()
+    configs = arms.job(base, deltas, strategies, seeds)
     data = load_dataset(base.dataset)
     out_dir = Path(out_dir)
-    configs = [replace(c, seed=s) for s in seeds for c in arms(base, deltas, strategies)]
     records = []
     for cfg in tqdm(configs, desc="compare", unit="run", disable=not progress):
         record = train(cfg, data=data)
-        name = f"{cfg.method}-{cfg.select if cfg.method == 'hardbatch' else cfg.order}-d{cfg.delta:g}-s{cfg.seed}.json"
-        save_record(record, out_dir / "records" / name)
+        save_record(record, out_dir / "records" / f"{arms.record_name(cfg)}.json")
         records.append(record)
     rows = summarize(records)
     table = to_markdown(rows)

@@ -1,25 +1,54 @@
 """The knobs of one run, in one small dataclass, and the fast-mode switch.
 
-Defaults suit the embedded digits data on a laptop CPU. Every value is checked when the
-config is made, so a bad value fails at once with a message naming it and what is allowed.
+Every field carries its own help text and its own check (dataclass field metadata), so the
+command line is generated from this class (cli.py) and a value is validated here and nowhere
+else: a bad value fails at once with a message naming the field and what is allowed.
+Defaults suit the embedded digits data on a laptop CPU.
+
+Some knobs belong to one algorithm only: `order` to Algorithm 1 (`minibatch`), `select` and
+`delta` to Algorithm 2 (`hardbatch`). They default to None ("not given"); the method fills in
+its own defaults, and a knob given to a method that ignores it is refused, so two runs that
+differ only in a knob nobody reads can never be stored as two different runs.
 """
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 
 from .budget import check_delta
+from .data import DATASETS
+from .selection import STRATEGIES
 
 METHODS = ("minibatch", "hardbatch")  # Algorithm 1, Algorithm 2
 ORDERS = ("fixed", "shuffled")  # Algorithm 1's two baselines
 DEVICES = ("auto", "cpu", "cuda")
+LR_SCHEDULES = ("constant", "cosine")
+MAX_SEED = 2**63 - 1  # torch's generators take 64-bit seeds
+MAX_IMAGE_SIZE = 512  # larger images would not fit one evaluation chunk in memory
+ONLY_FOR = {"order": "minibatch", "select": "hardbatch", "delta": "hardbatch"}  # knob -> the method that reads it
+METHOD_DEFAULTS = {"minibatch": {"order": "fixed"}, "hardbatch": {"select": "hardest", "delta": 0.2}}
+
+FAST_ON, FAST_OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def _switch(name):
+    """An environment switch: one of FAST_ON / FAST_OFF (any case, spaces around allowed), else ValueError."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return None
+    value = raw.strip().lower()
+    if value in FAST_ON:
+        return True
+    if value in FAST_OFF:
+        return False
+    raise ValueError(f"environment variable {name}={raw!r} is not understood; allowed: "
+                     f"{', '.join(FAST_ON)} (on) or {', '.join(v or repr(v) for v in FAST_OFF)} (off)")
 
 
 def fast_mode():
-    """True when HARDBATCH_SMOKE or CI is set: notebooks and jobs shrink their sizes, never their code path."""
-    flag = os.environ.get("HARDBATCH_SMOKE", "")
-    if flag:
-        return flag.lower() not in ("0", "false", "no")
-    return bool(os.environ.get("CI"))
+    """True when HARDBATCH_SMOKE is on, or (when it is unset) when CI is on: notebooks and jobs shrink their
+    sizes, never their code path. Accepted values: 1/true/yes/on and 0/false/no/off/empty."""
+    smoke = _switch("HARDBATCH_SMOKE")
+    return smoke if smoke is not None else bool(_switch("CI"))
 
 
 def resolve_device(device="auto"):
@@ -35,78 +64,143 @@ def resolve_device(device="auto"):
     return device
 
 
-MAX_SEED = 2**63 - 1  # torch's generators take 64-bit seeds
-MAX_IMAGE_SIZE = 512  # larger images would not fit one evaluation chunk in memory
-
-
-def _positive_int(name, value, low=1, high=None):
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        allowed = f">= {low}" if high is None else f"from {low} to {high}"
-        raise ValueError(f"{name} must be an integer {allowed}, got {value!r}")
-
-
-def _number(name, value, low, low_inclusive):
+def available_cpus():
+    """The CPUs this process may really use: its affinity mask, capped by a cgroup CPU quota (containers such
+    as Binder show the host's core count but grant one or two)."""
     try:
-        v = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
-        v = math.nan
-    if not math.isfinite(v) or v < low or (v == low and not low_inclusive):
-        bound = f">= {low}" if low_inclusive else f"> {low}"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        n = os.cpu_count() or 1
+    for quota_file, period_file in (("/sys/fs/cgroup/cpu.max", None),  # cgroup v2: "QUOTA PERIOD" or "max PERIOD"
+                                    ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us")):
+        try:
+            words = open(quota_file).read().split()
+            quota, period = (words[0], words[1]) if period_file is None else (words[0], open(period_file).read())
+            if quota not in ("max", "-1"):
+                n = min(n, max(1, math.ceil(int(quota) / int(period))))
+            break
+        except (OSError, ValueError, IndexError):
+            continue
+    return n
 
 
-def settings(config):
-    """A run's config (a RunConfig or a record's config dict) without the device: two runs with equal
-    settings are the same run, wherever they ran. Used to match records and checkpoints to configs."""
-    d = config.to_dict() if isinstance(config, RunConfig) else dict(config)
-    d.pop("device", None)
-    return d
+def resolve_threads(threads=0):
+    """torch's CPU threads for a run: `threads` when given, else the CPUs this process may really use."""
+    return threads or available_cpus()
+
+
+# ---------------------------------------------------------------- one check per kind of field
+
+def _one_of(allowed):
+    def check(name, value):
+        if value not in allowed:
+            raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
+        return value
+    return check
+
+
+def _integer(low, high=None, zero_means=None):
+    def check(name, value):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        if ok and zero_means and value == 0:
+            return value
+        if not ok or value < low or (high is not None and value > high):
+            allowed = f">= {low}" if high is None else f"from {low} to {high}"
+            zero = f"0 ({zero_means}) or " if zero_means else ""
+            raise ValueError(f"{name} must be {zero}an integer {allowed}, got {value!r}")
+        return value
+    return check
+
+
+def _number(low, inclusive, below=None):
+    def check(name, value):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        v = float(value) if ok else math.nan
+        if not math.isfinite(v) or v < low or (v == low and not inclusive) or (below is not None and v >= below):
+            allowed = f"{'>=' if inclusive else '>'} {low}" + (f" and < {below}" if below is not None else "")
+            raise ValueError(f"{name} must be a finite number {allowed}, got {value!r}")
+        return v
+    return check
+
+
+def _flag(name, value):
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _delta(name, value):
+    return check_delta(value)
+
+
+def _model(name, value):
+    from .models import check_model_name
+    return check_model_name(value)
+
+
+def _knob(default, check, help, choices=None):
+    """A RunConfig field: its default, its check(name, value) -> value, its help, its choices."""
+    return field(default=default, metadata={"check": check, "help": help, "choices": choices})
 
 
 @dataclass
 class RunConfig:
-    method: str = "hardbatch"  # minibatch (Algorithm 1) or hardbatch (Algorithm 2)
-    order: str = "fixed"  # Algorithm 1: fixed partition reshuffled by batch, or shuffled samples
-    select: str = "hardest"  # Algorithm 2: hardest | random | easiest | all
-    delta: float = 0.2  # fraction of the N batches one round trains, in (0, 1]
-    epochs: int = 15  # E: the budget is N·E back-props
-    batch_size: int = 64  # B: N = 21 batches on digits
-    lr: float = 0.005  # the paper's; on digits the baseline converges in ~8 of 15 epochs
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    seed: int = 0
-    model: str = "small_cnn"  # or any timm model name
-    dataset: str = "digits"
-    image_size: int = 0  # 0 = the data set's own size
-    device: str = "auto"
-    augment: bool = False  # random crop + flip, on the device
-    lr_schedule: str = "constant"  # constant (the paper) or cosine (keyed to back-props)
-    amp: bool = True  # bf16 autocast, on CUDA only
-    compile: bool = False  # torch.compile the model
-    drop_last: bool = False
-    subset: int = 0  # use only this many training samples (0 = all)
+    method: str = _knob("hardbatch", _one_of(METHODS), "minibatch = Algorithm 1, hardbatch = Algorithm 2", METHODS)
+    order: str = _knob(None, _one_of(ORDERS), "Algorithm 1 only: fixed partition reshuffled by batch "
+                       "(default), or samples reshuffled into new batches", ORDERS)
+    select: str = _knob(None, _one_of(tuple(STRATEGIES)), "Algorithm 2 only: which k batches a round trains "
+                        "(default hardest; random and easiest are the controls)", tuple(STRATEGIES))
+    delta: float = _knob(None, _delta, "Algorithm 2 only: fraction of the N batches a round trains, in (0, 1] "
+                         "(default 0.2)")
+    epochs: int = _knob(15, _integer(1), "E: the budget is N·E back-props")
+    batch_size: int = _knob(64, _integer(1), "B (N = 21 batches on digits)")
+    lr: float = _knob(0.005, _number(0, False), "learning rate (the paper's 0.005)")
+    momentum: float = _knob(0.9, _number(0, True, below=1), "SGD momentum")
+    weight_decay: float = _knob(0.0, _number(0, True), "SGD weight decay")
+    seed: int = _knob(0, _integer(0, MAX_SEED), "seeds the partition, the weights, the order and the controls")
+    model: str = _knob("small_cnn", _model, "small_cnn or any timm model name (from scratch)")
+    dataset: str = _knob("digits", _one_of(DATASETS), "data set (digits is embedded; the others are read by "
+                         "torchvision)", DATASETS)
+    image_size: int = _knob(0, _integer(2, MAX_IMAGE_SIZE, zero_means="the data set's own size"),
+                            "resize images to this side (0 = the data set's own size)")
+    augment: bool = _knob(False, _flag, "random crop + flip, on the device")
+    lr_schedule: str = _knob("constant", _one_of(LR_SCHEDULES),
+                             "constant (our reading of the paper) or cosine (keyed to back-props)", LR_SCHEDULES)
+    drop_last: bool = _knob(False, _flag, "drop the last, smaller batch of the partition")
+    subset: int = _knob(0, _integer(1, zero_means="all"), "train on this many samples (0 = all)")
+    train_eval_subset: int = _knob(0, _integer(1, zero_means="all"),
+                                   "measure the train loss on a fixed sample of this many training images "
+                                   "(0 = all); cheaper evaluation, stated in every table")
+    test_subset: int = _knob(0, _integer(1, zero_means="all"), "test on a fixed sample of this many images (0 = all)")
+    # How a run is executed, not what it computes: not part of a run's identity (arms.EXECUTION).
+    device: str = _knob("auto", _one_of(DEVICES), "auto = cuda when a GPU is present", DEVICES)
+    amp: bool = _knob(True, _flag, "bf16 autocast on CUDA GPUs that compute in bf16 (no effect on CPU)")
+    compile: bool = _knob(False, _flag, "torch.compile the model")
+    threads: int = _knob(0, _integer(1, zero_means="the CPUs this process may use"),
+                         "CPU threads for torch (0 = the CPUs this process may really use)")
 
     def __post_init__(self):
-        from .selection import STRATEGIES
-
-        for name, allowed in (("method", METHODS), ("order", ORDERS), ("select", tuple(STRATEGIES)),
-                              ("device", DEVICES), ("lr_schedule", ("constant", "cosine"))):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"unknown {name} {getattr(self, name)!r}; allowed: {', '.join(allowed)}")
-        self.delta = check_delta(self.delta)
-        _positive_int("epochs", self.epochs)
-        _positive_int("batch_size", self.batch_size)
-        _positive_int("seed", self.seed, low=0, high=MAX_SEED)
-        size = self.image_size  # 0 = the data set's own size; 1 pixel is too small for any model
-        if isinstance(size, bool) or not isinstance(size, int) or not (size == 0 or 2 <= size <= MAX_IMAGE_SIZE):
-            raise ValueError(f"image_size must be 0 (the data set's own size) or an integer from 2 to "
-                             f"{MAX_IMAGE_SIZE}, got {size!r}")
-        _positive_int("subset", self.subset, low=0)
-        _number("lr", self.lr, 0, low_inclusive=False)
-        _number("momentum", self.momentum, 0, low_inclusive=True)
-        _number("weight_decay", self.weight_decay, 0, low_inclusive=True)
-        if self.momentum >= 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None and f.name in ONLY_FOR:
+                continue
+            setattr(self, f.name, f.metadata["check"](f.name, value))
+        for name, method in ONLY_FOR.items():
+            if self.method != method and getattr(self, name) is not None:
+                raise ValueError(f"{name} is for method {method!r} only; method {self.method!r} ignores it, "
+                                 f"so leave it out (got {name}={getattr(self, name)!r})")
+        for name, default in METHOD_DEFAULTS[self.method].items():
+            if getattr(self, name) is None:
+                setattr(self, name, default)
 
     def to_dict(self):
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        """A RunConfig from a record's config: unknown keys refused, ignored knobs (None) left out."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"config has unknown keys {unknown}; allowed: {sorted(names)}")
+        return cls(**{k: v for k, v in d.items() if not (v is None and k in ONLY_FOR)})

@@ -53,12 +53,25 @@ class ImageData:
         """The same data on `device` (uint8 stays uint8: 4x less memory than float)."""
         return replace(self, **{k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test")})
 
+    @staticmethod
+    def fixed_sample(n_total, n, seed=0):
+        """Indices of a fixed, seeded choice of `n` of `n_total` samples (all of them, in order, when n is 0
+        or at least n_total). The same for every run, so every arm is measured on the same images."""
+        if not n or n >= n_total:
+            return torch.arange(n_total)
+        return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
+
     def subset(self, n_train, seed=0):
-        """The first `n_train` samples of a seeded permutation of the training set."""
+        """Only `n_train` training samples (a fixed, seeded choice)."""
         if not 1 <= n_train <= len(self.y_train):
             raise ValueError(f"subset must be between 1 and the {len(self.y_train)} training samples, got {n_train}")
         idx = torch.randperm(len(self.y_train), generator=torch.Generator().manual_seed(seed))[:n_train]
         return replace(self, x_train=self.x_train[idx.to(self.x_train.device)], y_train=self.y_train[idx.to(self.y_train.device)])
+
+    def test_sample(self, n_test):
+        """Only `n_test` test samples (a fixed, seeded choice; all when n_test is 0 or too large)."""
+        idx = self.fixed_sample(len(self.y_test), n_test).to(self.y_test.device)
+        return replace(self, x_test=self.x_test[idx], y_test=self.y_test[idx])
 
 
 def _stats(x):

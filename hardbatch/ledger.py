@@ -15,6 +15,15 @@ class Ledger:
         self.train_count = torch.zeros(n_batches, dtype=torch.long, device=device)  # (N,)
         self.last_scored = torch.full((n_batches,), -1, dtype=torch.long, device=device)  # (N,) back-prop index
 
+    @classmethod
+    def of(cls, losses):
+        """A ledger holding just these (N,) losses, each written once at back-prop 0 (for teaching and tests)."""
+        ledger = cls(len(losses), torch.as_tensor(losses).device)
+        ledger.loss.copy_(torch.as_tensor(losses))
+        ledger.train_count.fill_(1)
+        ledger.last_scored.fill_(0)
+        return ledger
+
     def __len__(self):
         return len(self.loss)
 

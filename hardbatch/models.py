@@ -45,3 +45,29 @@ def create_model(name="small_cnn", num_classes=10, in_chans=1):
     import timm
 
     return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_chans)
+
+
+def check_fits(model, name, data, image_size=0):
+    """Fail before training, with a hint, if `model` cannot take the data set's images (e.g. a ViT fixed at
+    224²) or does not give one output per class. One forward pass of two images in eval mode: it changes no
+    weight, no running statistic and draws no random number."""
+    import torch
+
+    from .data import preprocess
+
+    x = preprocess(data.x_train[:2], data, image_size)  # (2, C, S, S)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x.to(next(model.parameters()).device))
+    except (RuntimeError, AssertionError, ValueError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ValueError(f"model {name!r} cannot take the {data.name} images at {tuple(x.shape[1:])}: "
+                         f"{first} Choose another image size (--image-size; timm names a model's own, e.g. _224) "
+                         f"or another model.") from None
+    finally:
+        model.train(was_training)
+    if out.ndim != 2 or out.shape[1] != data.num_classes:
+        raise ValueError(f"model {name!r} gives outputs of shape {tuple(out.shape[1:])} per image, but {data.name} "
+                         f"has {data.num_classes} classes: it needs one output per class")

@@ -16,28 +16,21 @@ not a readable run record is listed and skipped; the same run found twice is cou
 import csv
 import hashlib
 import io
-import json
 import re
 from collections import defaultdict
 from pathlib import Path
 
-from .config import settings
+from . import arms
 from .metrics import mean_ci
 from .record import atomic_write, load_record
-from .report import ARM_KEYS, _pm, arm_label, arm_of, group, summarize
+from .report import _pm, arm_label, arm_of, group, summarize
 
-SETTING_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "lr_schedule", "augment",
-                "image_size", "subset", "drop_last")
 PAPER_TABLES = {"cifar10": "Table 3", "cifar100": "Table 4", "stl10": "Table 5"}
 PAPER_FIGURES = {("cifar10", "resnet18"): "Figures 1 and 3", ("stl10", "efficientnet_b4"): "Figure 4",
                  ("cifar100", "resnet18"): "Figure 5"}
 
 
 # ---------------------------------------------------------------- reading
-
-def _run_key(record):
-    return json.dumps({**settings(record["config"]), "test_subset": record.get("sweep", {}).get("test_subset", 0)}, sort_keys=True)
-
 
 def read_records(folder):
     """(records, skipped): every run record in `folder` (recursively) and [(path, why)] for the rest."""
@@ -48,7 +41,7 @@ def read_records(folder):
         except ValueError as e:
             skipped.append((path, str(e).removeprefix(f"{path}: ")))
             continue
-        key = _run_key(record)
+        key = arms.run_key(record["config"])
         if key in seen:
             skipped.append((path, f"the same run as {seen[key].name}, counted once"))
             continue
@@ -65,7 +58,7 @@ def recipe(config):
 
 
 def _test_subset(record):
-    return record.get("sweep", {}).get("test_subset", 0)
+    return record["config"].get("test_subset", 0)
 
 
 def setting_label(record):
@@ -85,14 +78,12 @@ def groups(records):
     out = defaultdict(list)
     for r in records:
         c = r["config"]
-        setting = tuple((k, c.get(k)) for k in SETTING_KEYS) + (("test_subset", _test_subset(r)),)
-        out[(c["dataset"], c["model"], setting)].append(r)
+        out[(c["dataset"], c["model"], arms.block(c))].append(r)
     return dict(sorted(out.items(), key=lambda kv: (kv[0][0], kv[0][1], setting_label(kv[1][0]))))
 
 
 def _arm_order(arm):
-    a = dict(arm)
-    return (a["method"] != "minibatch", a["select"] != "hardest", a["select"], -a["delta"])
+    return arms.sort_key(dict(arm))
 
 
 # ---------------------------------------------------------------- tables
@@ -101,11 +92,10 @@ def table1(records):
     """Rows of Table 1: Δt (ms per back-prop), images per second and the ratio to Algorithm 1."""
     rows = []
     for (dataset, model, _), recs in groups(records).items():
-        arms = group(recs)  # complete runs only
-        base = next((a for a in arms if dict(a)["method"] == "minibatch" and dict(a)["order"] == "fixed"), None)
-        base_t = {r["config"]["seed"]: r["time_per_backprop_s"] for r in arms.get(base, [])}
-        for arm in sorted(arms, key=_arm_order):
-            runs = arms[arm]
+        by_arm = group(recs)  # complete runs only
+        base_t = {r["config"]["seed"]: r["time_per_backprop_s"] for r in by_arm.get(arms.baseline_arm(recs[0]["config"]), [])}
+        for arm in sorted(by_arm, key=_arm_order):
+            runs = by_arm[arm]
             ratios = [r["time_per_backprop_s"] / base_t[r["config"]["seed"]] for r in runs
                       if base_t.get(r["config"]["seed"])]
             dt = mean_ci([1e3 * r["time_per_backprop_s"] for r in runs])
@@ -123,7 +113,7 @@ def results(records):
     for (dataset, model, _), recs in groups(records).items():
         label = setting_label(recs[0])
         block = {arm_of(r): None for r in recs}  # every arm, in first-seen order
-        done = {tuple((k, row[k]) for k in ARM_KEYS): row for row in summarize(recs)}
+        done = {row["arm"]: row for row in summarize(recs)}
         diverged = defaultdict(int)
         for r in recs:
             if r["status"] != "complete":
@@ -133,7 +123,7 @@ def results(records):
             row = done.get(arm) or {**a, "label": arm_label(arm), "seeds": 0, "train_acc": None, "test_acc": None,
                                     "e": None, "delta_e": None}
             rows.append({"dataset": dataset, "model": model, "setting": label, "method": a["method"],
-                         "select": a["select"], "delta": a["delta"], "arm": row["label"], "seeds": row["seeds"],
+                         "select": a.get("select"), "delta": a.get("delta"), "arm": row["label"], "seeds": row["seeds"],
                          "diverged": diverged.get(arm, 0), "train_acc": row["train_acc"], "test_acc": row["test_acc"],
                          "e": row["e"], "delta_e": row["delta_e"]})
     return rows

@@ -19,7 +19,7 @@ RECORD_KEYS = {"config": dict, "n_batches": int, "k": int, "rounds": int, "backp
 STATUSES = ("complete", "diverged")
 
 
-TIMING_KEYS = ("time_per_backprop_s", "train_s", "wall_s")  # the only fields that differ between identical runs
+TIMING_KEYS = ("time_per_backprop_s", "train_s", "eval_s", "wall_s")  # the only fields that differ between identical runs
 
 
 def without_timing(x):

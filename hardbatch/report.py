@@ -8,27 +8,18 @@ against the same target; the baseline's own e is its convergence epoch.
 """
 from collections import defaultdict
 
+from . import arms as arms_
 from .metrics import convergence_epoch, delta_e, epochs_to_target, mean_ci, mean_curve
-
-ARM_KEYS = ("dataset", "model", "method", "order", "select", "delta", "epochs", "batch_size", "lr", "momentum",
-            "weight_decay", "lr_schedule", "augment", "image_size", "subset")
 
 
 def arm_of(record):
-    c = record["config"]
-    arm = {k: c.get(k) for k in ARM_KEYS}
-    if arm["method"] == "minibatch":  # selection and δ mean nothing for Algorithm 1
-        arm["select"], arm["delta"] = "-", 1.0
-    else:
-        arm["order"] = "-"
-    return tuple(arm.items())
+    """The arm of a record (see arms.py)."""
+    return arms_.arm(record["config"])
 
 
 def arm_label(arm):
-    a = dict(arm)
-    if a["method"] == "minibatch":
-        return f"Algorithm 1 ({a['order']})"
-    return f"{a['select']} δ={a['delta']:g}"
+    """An arm's name, from its key or a record's config."""
+    return arms_.label(dict(arm))
 
 
 def group(records):
@@ -52,7 +43,7 @@ def summarize(records, tol=0.05):
     for arm, runs in arms.items():
         a = dict(arm)
         train_curve = mean_curve(runs, "train_loss")
-        rows.append({**a, "label": arm_label(arm), "seeds": len(runs), "diverged": diverged.get(arm, 0),
+        rows.append({**a, "arm": arm, "label": arm_label(arm), "seeds": len(runs), "diverged": diverged.get(arm, 0),
                      "train_acc": mean_ci([r["history"][-1]["train_acc"] for r in runs]),
                      "test_acc": mean_ci([r["history"][-1]["test_acc"] for r in runs]),
                      "train_loss": mean_ci([r["history"][-1]["train_loss"] for r in runs]),
@@ -68,17 +59,13 @@ def summarize(records, tol=0.05):
         target = curve[e_base]
         row["e"] = e_base if row is base else epochs_to_target(row["_curve"], target)
         row["delta_e"] = None if row is base else delta_e(e_base, row["e"])
-    rows.sort(key=lambda r: (r["dataset"], r["model"], r["method"] != "minibatch", r["select"], -r["delta"]))
+    rows.sort(key=lambda r: (r["dataset"], r["model"], arms_.sort_key(dict(r["arm"]))))
     return rows
 
 
 def _baseline_for(row, rows):
-    same = ("dataset", "model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "lr_schedule", "augment",
-            "image_size", "subset")
-    for cand in rows:
-        if cand["method"] == "minibatch" and cand["order"] == "fixed" and all(cand[k] == row[k] for k in same):
-            return cand
-    return None
+    base = arms_.baseline_arm(dict(row["arm"]))
+    return next((cand for cand in rows if cand["arm"] == base), None)
 
 
 def _pm(mc, digits=1):

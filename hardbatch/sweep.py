@@ -17,16 +17,13 @@ fairly (Table 1); a short untimed warm-up run first pays the one-time costs (cuD
 kernels on a GPU, allocator and thread-pool start-up on a CPU), so the first timed run is not
 charged for them. Chapter 5 teaches this; `hardbatch sweep` runs it.
 """
-import hashlib
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
-from .compare import arms
-from .config import RunConfig, resolve_device, settings
+from . import arms
+from .checkpoint import BadCheckpoint
+from .config import RunConfig, resolve_device
 from .data import load_dataset
 from .record import load_record, save_record
 from .train import train
@@ -38,32 +35,22 @@ PAPER_DATASETS = ("cifar10", "cifar100", "stl10")
 PAPER_DELTAS = (1.0, 0.8, 0.5, 0.2)
 PAPER_BASE = dict(lr=0.005, momentum=0.9, weight_decay=0.0, batch_size=512, image_size=128)
 
-# Two training recipes for every arm alike. `paper`: constant lr, no augmentation (the paper's).
-# `tuned`: cosine decay keyed to back-props plus random crop + flip, an honest baseline: gains
-# measured against an untuned baseline are known to shrink or vanish against a tuned one.
+# Two training recipes for every arm alike. `paper`: constant lr, no augmentation (our reading of the
+# paper, which states neither a schedule nor augmentation). `tuned`: cosine decay keyed to back-props
+# plus random crop + flip, an honest baseline: gains measured against an untuned baseline are known
+# to shrink or vanish against a tuned one.
 RECIPES = {"paper": {"lr_schedule": "constant", "augment": False},
            "tuned": {"lr_schedule": "cosine", "augment": True}}
 
 
-def record_name(cfg, test_subset=0):
-    """`dataset-model-method-arm-dδ-sSEED-HASH`: readable, and fixed by the whole config.
-
-    HASH is 8 hex digits of every other setting (epochs, lr, image size, ...; not the device), so
-    a folder may hold sweeps of different settings without one ever being mistaken for another.
-    """
-    named = settings(cfg)
-    if test_subset:
-        named["test_subset"] = test_subset
-    digest = hashlib.sha1(json.dumps(named, sort_keys=True).encode()).hexdigest()[:8]
-    arm = cfg.order if cfg.method == "minibatch" else cfg.select
-    return f"{cfg.dataset}-{cfg.model}-{cfg.method}-{arm}-d{cfg.delta:g}-s{cfg.seed}-{digest}"
-
-
 def plan(models, datasets, deltas, seeds, *, controls=("random",), control_deltas=None,
-         recipes=("paper",), base=None, test_subset=0):
-    """The runs of a sweep, in the order they run: a list of (name, RunConfig)."""
+         recipes=("paper",), base=None, tuned_arms=None):
+    """The runs of a sweep, in the order they run: a list of (record name, RunConfig).
+
+    tuned_arms: if given, the arm labels (arms.label) that the `tuned` recipe runs (default: every arm)."""
     base = base or RunConfig()
     deltas = tuple(float(d) for d in deltas)
+    arms.check_seeds(seeds)
     if control_deltas is None:  # the smallest δ below 1 (at δ = 1 every strategy trains every batch)
         below = [d for d in deltas if d < 1]
         control_deltas = (min(below),) if below else ()
@@ -75,50 +62,31 @@ def plan(models, datasets, deltas, seeds, *, controls=("random",), control_delta
         for model in models:
             for recipe in recipes:
                 for seed in seeds:
-                    b = replace(base, dataset=dataset, model=model, seed=seed, **RECIPES[recipe])
-                    configs = arms(b, deltas, ("hardest",)) + arms(b, tuple(control_deltas), tuple(controls))[1:]
+                    b = replace(base, dataset=dataset, model=model, **RECIPES[recipe])
+                    configs = (arms.job(b, deltas, ("hardest",), (seed,))
+                               + arms.job(b, tuple(control_deltas), tuple(controls), (seed,))[1:])
                     for cfg in configs:
-                        name = record_name(cfg, test_subset)
+                        if recipe == "tuned" and tuned_arms is not None and arms.label(cfg) not in tuned_arms:
+                            continue
+                        name = arms.record_name(cfg)
                         if name not in seen:  # e.g. "hardest" named again as a control
                             seen.add(name)
                             out.append((name, cfg))
     return out
 
 
-def _same_run(record, cfg, test_subset):
-    same_test_set = record.get("sweep", {}).get("test_subset", 0) == test_subset
-    return settings(cfg) == settings(record["config"]) and same_test_set
-
-
-def run_status(path, cfg, test_subset=0):
+def run_status(path, cfg):
     """('done', record) | ('missing', None) | ('corrupt', None) | ('other', None) for one record file."""
     path = Path(path)
     if not path.exists():
         return "missing", None
     try:
         record = load_record(path)
-    except ValueError:  # partial, truncated, or not a run record at all
+    except ValueError:  # partial, truncated, malformed, or not a run record at all
         return "corrupt", None
-    if not _same_run(record, cfg, test_subset):
+    if arms.run_key(record["config"]) != arms.run_key(cfg):
         return "other", None
     return "done", record
-
-
-def shrink_test_set(data, n, seed=0):
-    """The same data with only `n` test samples (a seeded choice), to make evaluation cheap on a CPU."""
-    if not n or n >= len(data.y_test):
-        return data
-    idx = torch.randperm(len(data.y_test), generator=torch.Generator().manual_seed(seed))[:n]
-    return replace(data, x_test=data.x_test[idx.to(data.x_test.device)], y_test=data.y_test[idx.to(data.y_test.device)])
-
-
-def _usable_checkpoint(path, cfg):
-    """True when `path` loads and was written by this very config (else the run starts over)."""
-    try:
-        saved = torch.load(path, weights_only=True, map_location="cpu")["config"]
-    except Exception:  # noqa: BLE001 - any checkpoint that does not load is unusable
-        return False
-    return settings(saved) == settings(cfg)
 
 
 def warm_up(cfg, data):
@@ -127,34 +95,36 @@ def warm_up(cfg, data):
     n = cfg.subset or len(data.y_train)
     size = min(n, 2 * cfg.batch_size + n % cfg.batch_size)  # full batches and the last, smaller one
     small_test = replace(data, x_test=data.x_test[:cfg.batch_size], y_test=data.y_test[:cfg.batch_size])
-    train(replace(cfg, method="minibatch", epochs=1, subset=size), data=small_test)
+    common = {k: v for k, v in cfg.to_dict().items() if k not in arms.ALGORITHM}
+    train(RunConfig(**{**common, "epochs": 1, "subset": size, "train_eval_subset": 0, "test_subset": 0},
+                    method="minibatch"), data=small_test)
 
 
 def sweep(out_dir, models=("small_cnn",), datasets=("digits",), deltas=(0.5, 0.2), seeds=(0, 1, 2), *,
-          controls=("random",), control_deltas=None, recipes=("paper",), base=None, test_subset=0,
+          controls=("random",), control_deltas=None, recipes=("paper",), base=None, tuned_arms=None,
           data_root=None, download=False, checkpoints=True, progress=True, log=None):
     """Run every run of the grid that DIR/records does not already hold; return a summary dict.
 
     base: a RunConfig with the shared settings (epochs, batch size, lr, image size, device, ...).
-    test_subset: evaluate on this many test samples (0 = all). Returns {"ran", "skipped",
-    "repaired", "diverged": lists of record names, "records": every record of the grid, "out_dir"}.
+    Returns {"ran", "skipped", "repaired", "diverged": lists of record names, "records": every record
+    of the grid, "out_dir"}.
     """
     from tqdm.auto import tqdm
 
     base = base or RunConfig()
     out_dir = Path(out_dir)
     runs = plan(models, datasets, deltas, seeds, controls=controls, control_deltas=control_deltas,
-                recipes=recipes, base=base, test_subset=test_subset)
+                recipes=recipes, base=base, tuned_arms=tuned_arms)
     log = log or tqdm.write
     paths = {name: out_dir / "records" / f"{name}.json" for name, _ in runs}
-    status = {name: run_status(paths[name], cfg, test_subset) for name, cfg in runs}
+    status = {name: run_status(paths[name], cfg) for name, cfg in runs}
     pending = [(name, cfg) for name, cfg in runs if status[name][0] != "done"]
 
     device = resolve_device(base.device)
     data = {}  # every data set with a run to do, loaded before the first run: a missing one fails now
     for name, cfg in pending:
         if cfg.dataset not in data:
-            data[cfg.dataset] = shrink_test_set(load_dataset(cfg.dataset, data_root, download), test_subset).to(device)
+            data[cfg.dataset] = load_dataset(cfg.dataset, data_root, download).to(device)
 
     summary = {"ran": [], "skipped": [], "repaired": [], "diverged": [], "records": [], "out_dir": out_dir}
     warmed = set()
@@ -174,17 +144,20 @@ def sweep(out_dir, models=("small_cnn",), datasets=("digits",), deltas=(0.5, 0.2
             what = "corrupt" if state == "corrupt" else "of another run"
             log(f"[{i}/{len(runs)}] {name}: the record there is {what}; running it again")
             summary["repaired"].append(name)
-        if (key := (cfg.dataset, cfg.model, cfg.image_size, cfg.batch_size, cfg.subset, cfg.augment)) not in warmed:
+        if arms.block(cfg) not in warmed:
             warm_up(cfg, data[cfg.dataset])
-            warmed.add(key)
-        if ckpt.exists() and not _usable_checkpoint(ckpt, cfg):
-            log(f"[{i}/{len(runs)}] {name}: checkpoint unusable; starting the run over")
-            ckpt.unlink()
+            warmed.add(arms.block(cfg))
         resumed = checkpoints and ckpt.exists()
         t0 = time.perf_counter()
-        record = train(cfg, data=data[cfg.dataset], checkpoint=ckpt if checkpoints else None, resume=True,
-                       progress=progress)
-        record["sweep"] = {"name": name, "test_subset": test_subset}
+        try:
+            record = train(cfg, data=data[cfg.dataset], checkpoint=ckpt if checkpoints else None, resume=True,
+                           progress=progress)
+        except BadCheckpoint as e:  # a damaged checkpoint must not block the run on every retry
+            ckpt.replace(ckpt.with_suffix(".bad"))
+            log(f"[{i}/{len(runs)}] {name}: {e}; moved it to {ckpt.with_suffix('.bad').name} and starting over")
+            resumed = False
+            record = train(cfg, data=data[cfg.dataset], checkpoint=ckpt if checkpoints else None, progress=progress)
+        record["sweep"] = {"name": name}
         save_record(record, paths[name])
         ckpt.unlink(missing_ok=True)
         summary["ran"].append(name)

@@ -31,7 +31,7 @@ TOKENS = {
     "--weight-decay": (["0", "1e-4"], ["-1", "inf"]),
     "--method": (["minibatch", "hardbatch"], ["sgd", ""]),
     "--order": (["fixed", "shuffled"], ["random"]),
-    "--select": (["hardest", "random", "easiest", "all"], ["worst"]),
+    "--select": (["hardest", "random", "easiest"], ["worst", "all"]),
     "--seed": (["0", "3", str(2**63 - 1)], ["-1", "1.5", str(2**63)]),
     "--model": (["small_cnn"], ["notamodel", "", "small-cnn"]),
     "--dataset": (["digits"], ["mnist", "cifar10"]),

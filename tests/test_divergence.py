@@ -41,7 +41,8 @@ class PoisonedAfter(nn.Module):
 
 
 def cfg(**kw):
-    return hb.RunConfig(**{"batch_size": 16, "epochs": 5, "delta": 0.2, "device": "cpu", **kw})
+    algorithm2 = {"delta": 0.2} if kw.get("method", "hardbatch") == "hardbatch" else {}
+    return hb.RunConfig(**{"batch_size": 16, "epochs": 5, "device": "cpu", **algorithm2, **kw})
 
 
 N, K = 20, 4  # 320 samples / 16; k = round(0.2 * 20)

@@ -90,9 +90,9 @@ def test_ledger_after_a_run_matches_the_replay(tmp_path_factory, strategy, delta
     events, seen_by_select = [], []
     real_select = train_module.select
 
-    def spy_select(name, losses, k, generator=None):
-        seen_by_select.append((len(events), losses.tolist()))  # what the ledger held when the round was chosen
-        return real_select(name, losses, k, generator)
+    def spy_select(name, ledger, k, generator=None):
+        seen_by_select.append((len(events), ledger.loss.tolist()))  # what the ledger held when the round was chosen
+        return real_select(name, ledger, k, generator)
 
     ckpt = tmp_path_factory.mktemp("ledger") / "run.pt"  # the checkpoint holds the final ledger
     cfg = hb.RunConfig(method="hardbatch", select=strategy, delta=delta, epochs=E, batch_size=B, seed=seed,

@@ -143,7 +143,8 @@ def digits():
 
 
 def small(**kw):
-    return hb.RunConfig(**{"batch_size": 16, "epochs": 5, "delta": 0.3, "device": "cpu", **kw})  # k = 4
+    algorithm2 = {"delta": 0.3} if kw.get("method", "hardbatch") == "hardbatch" else {}
+    return hb.RunConfig(**{"batch_size": 16, "epochs": 5, "device": "cpu", **algorithm2, **kw})  # k = 4
 
 
 def stop_at(step_to_stop):

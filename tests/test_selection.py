@@ -1,7 +1,8 @@
-"""Selection strategies (selection.py) against plain `sorted()` oracles, ties included.
+"""Selection rules (selection.py) against plain `sorted()` oracles, ties included.
 
 Losses are drawn from a handful of values so that ties are the rule, not the exception:
-ties must go to the lower batch index (a stable sort), as METHOD.md says.
+ties must go to the lower batch index (a stable sort), as docs/method.md says. Rules receive
+the Ledger; `select` also takes a plain tensor of losses.
 """
 from collections import Counter
 
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hardbatch import selection
+from hardbatch.ledger import Ledger
 
 # Many duplicates: a few fixed values (with -0.0 == 0.0), plus any float32.
 values = st.sampled_from([0.0, -0.0, 0.5, 1.0, 2.5, 1e-30, 7.0]) | st.floats(
@@ -34,7 +36,7 @@ def test_hardest_is_the_sorted_oracle(lk):
     losses, k = lk
     loss = losses.tolist()  # the float32 values, as Python floats
     oracle = sorted(range(len(loss)), key=lambda i: (-loss[i], i))[:k]
-    assert as_list(selection.hardest(losses, k)) == oracle
+    assert as_list(selection.hardest(Ledger.of(losses), k)) == oracle
     assert as_list(selection.select("hardest", losses, k)) == oracle
 
 
@@ -44,25 +46,15 @@ def test_easiest_is_the_sorted_oracle(lk):
     losses, k = lk
     loss = losses.tolist()
     oracle = sorted(range(len(loss)), key=lambda i: (loss[i], i))[:k]
-    assert as_list(selection.easiest(losses, k)) == oracle
+    assert as_list(selection.easiest(Ledger.of(losses), k)) == oracle
     assert as_list(selection.select("easiest", losses, k)) == oracle
-
-
-@settings(max_examples=200, deadline=None)
-@given(losses_and_k())
-def test_all_is_the_full_hardest_order_whatever_k(lk):
-    losses, k = lk
-    loss = losses.tolist()
-    oracle = sorted(range(len(loss)), key=lambda i: (-loss[i], i))
-    assert as_list(selection.all_batches(losses, k)) == oracle
-    assert as_list(selection.select("all", losses, k)) == oracle
 
 
 @settings(max_examples=200, deadline=None)
 @given(losses_and_k(), st.integers(0, 2**32))
 def test_random_is_k_distinct_indices_deterministic_per_seed(lk, seed):
     losses, k = lk
-    picked = as_list(selection.random(losses, k, torch.Generator().manual_seed(seed)))
+    picked = as_list(selection.random(Ledger.of(losses), k, torch.Generator().manual_seed(seed)))
     assert len(picked) == k == len(set(picked))
     assert all(0 <= i < len(losses) for i in picked)
     again = as_list(selection.select("random", losses, k, torch.Generator().manual_seed(seed)))
@@ -73,21 +65,21 @@ def test_random_ignores_the_losses_and_is_roughly_uniform():
     gen = torch.Generator().manual_seed(0)
     N, k, draws = 10, 3, 3000
     losses = torch.arange(N, dtype=torch.float32)  # if it looked at the loss, 7, 8, 9 would win
-    counts = Counter(i for _ in range(draws) for i in as_list(selection.random(losses, k, gen)))
+    counts = Counter(i for _ in range(draws) for i in as_list(selection.random(Ledger.of(losses), k, gen)))
     expected = draws * k / N  # 900 per batch
     assert set(counts) == set(range(N))
     assert all(abs(c - expected) < 0.15 * expected for c in counts.values()), counts
-    seeds = {tuple(as_list(selection.random(losses, k, torch.Generator().manual_seed(s)))) for s in range(20)}
+    seeds = {tuple(as_list(selection.random(Ledger.of(losses), k, torch.Generator().manual_seed(s)))) for s in range(20)}
     assert len(seeds) > 1  # different seeds, different draws
 
 
 def test_ties_go_to_the_lower_index_by_hand():
     losses = torch.tensor([1.0, 3.0, 3.0, 0.0, 3.0, 0.0])
-    assert as_list(selection.hardest(losses, 4)) == [1, 2, 4, 0]
-    assert as_list(selection.easiest(losses, 3)) == [3, 5, 0]
+    assert as_list(selection.hardest(Ledger.of(losses), 4)) == [1, 2, 4, 0]
+    assert as_list(selection.easiest(Ledger.of(losses), 3)) == [3, 5, 0]
 
 
 def test_unknown_strategy_names_the_allowed_ones():
     with pytest.raises(ValueError, match="hardest"):
         selection.select("hardst", torch.zeros(3), 1)
-    assert set(selection.STRATEGIES) == {"hardest", "random", "easiest", "all"}
+    assert set(selection.STRATEGIES) == {"hardest", "random", "easiest"}

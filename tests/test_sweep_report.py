@@ -50,13 +50,13 @@ def test_plan_has_the_papers_arms_and_fixed_names():
     runs = sw.plan(**GRID, base=BASE)
     assert len(runs) == 2 * ARMS
     arms = {(c.method, c.select if c.method == "hardbatch" else c.order, c.delta) for _, c in runs}
-    assert arms == {("minibatch", "fixed", 1.0), ("hardbatch", "hardest", 0.5), ("hardbatch", "hardest", 0.2),
+    assert arms == {("minibatch", "fixed", None), ("hardbatch", "hardest", 0.5), ("hardbatch", "hardest", 0.2),
                     ("hardbatch", "random", 0.2)}
     assert [n for n, _ in runs] == _names()  # deterministic from the config
     assert len(set(_names())) == len(runs)
     other = [n for n, _ in sw.plan(**GRID, base=replace(BASE, epochs=3))]
     assert not set(other) & set(_names())  # another setting never collides with these records
-    assert runs[0][0].startswith("digits-small_cnn-minibatch-fixed-d1-s0-")
+    assert runs[0][0].startswith("digits-small_cnn-minibatch-fixed-s0-")
 
 
 def test_sweep_writes_one_record_per_run(swept):
@@ -141,7 +141,9 @@ def test_an_unusable_checkpoint_is_replaced(swept, tmp_path):
     (tmp_path / "checkpoints" / f"{name}.pt").write_bytes(b"not a checkpoint")  # e.g. from another tool
     logs = []
     result = sw.sweep(tmp_path, **GRID, base=BASE, progress=False, log=logs.append)
-    assert result["ran"] == [name] and any("checkpoint unusable" in line for line in logs)
+    assert result["ran"] == [name] and any("cannot be loaded safely" in line and "starting over" in line
+                                           for line in logs)
+    assert (tmp_path / "checkpoints" / f"{name}.bad").read_bytes() == b"not a checkpoint"  # moved aside, kept
     a, b = (load_record(d / "records" / f"{name}.json") for d in (tmp_path, swept[0]))
     assert [h["test_loss"] for h in a["history"]] == [h["test_loss"] for h in b["history"]]  # run from the start
 

@@ -136,6 +136,6 @@ def test_control_and_curves_explorers_draw(data, run02, capsys):
     show = widgets.control_explorer(controls)
     show("easiest")
     assert capsys.readouterr().out.startswith("easiest: k = ")
-    base = hb.train(replace(CFG, method="minibatch"), data=data)
+    base = hb.train(replace(CFG, method="minibatch", select=None, delta=None), data=data)
     widgets.curves_explorer([base, run02[0], controls["easiest"][0]])(delta=0.2)
     assert plt.gcf().axes, "a figure was drawn"
