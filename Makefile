@@ -8,7 +8,7 @@ STUDY := --models small_cnn --datasets fashion-mnist --deltas 0.8 0.5 0.2 --cont
 	--seeds 0 1 2 3 4 --epochs 15 --batch-size 128 --lr 0.005 --image-size 14 --train-eval-subset 10000 \
 	--recipes paper tuned --tuned-arms "Algorithm 1 (fixed)" "hardest δ=0.2" --threads 1
 
-.PHONY: compare test results report
+.PHONY: compare test notebooks-full results report
 
 $(BIN)/hardbatch: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ compare: $(BIN)/hardbatch
 
 test: $(BIN)/hardbatch
 	$(BIN)/python -m pytest
+
+# `make test` runs the notebooks in fast mode (notebooks/conftest.py); this runs them at their default
+# sizes, one after the other, as a reader would (times: notebooks/README.md).
+notebooks-full: $(BIN)/hardbatch
+	HARDBATCH_SMOKE=0 $(BIN)/python -m pytest notebooks/
 
 results: $(BIN)/hardbatch
 	$(BIN)/hardbatch sweep $(STUDY) --out results

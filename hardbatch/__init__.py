@@ -2,17 +2,19 @@
 
 One module per idea, in the order the chapters teach them:
 batches (the fixed partition) · ledger (loss bookkeeping) · selection (which batches) ·
-budget (k, ζ, N·E back-props) · train (Algorithms 1 and 2) · data · models · metrics ·
-record (run records) · report (tables) · plots · compare (the main job) · cli.
+budget (k, ζ, N·E back-props) · config (the knobs of a run) · arms (which runs are the same run,
+the same arm, the baseline) · train (Algorithms 1 and 2) · checkpoint · data · models · metrics ·
+record (run records) · report (paired tables) · plots · compare (the main job) · sweep · paper · cli.
 """
 __version__ = "0.1.0"
 
+from . import arms
 from .batches import make_partition, n_batches
 from .budget import k_for, plan, round_sizes, total_backprops, zeta
 from .config import RunConfig, fast_mode, resolve_device
 from .data import load_dataset, preprocess
 from .ledger import Ledger
-from .metrics import convergence_epoch, delta_e, epochs_to_target, mean_ci
+from .metrics import converged, delta_e, epochs_to_target, mean_ci, paired_ci, target_level, time_to_target
 from .models import create_model
 from .record import load_record, save_record
 from .selection import STRATEGIES, select

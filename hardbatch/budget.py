@@ -2,18 +2,16 @@
 
 Algorithm 1 makes E passes of N back-props. Algorithm 2 makes one warm-up pass of N, then
 rounds of k = max(1, round(δ·N)) back-props until the budget T = N·E is spent; the last round
-takes only what is left. So the number of rounds is ζ = ceil((E-1)·N / k), which equals the
-paper's (E-1)/δ whenever k divides (E-1)·N. Chapter 4 teaches this.
+takes only what is left. So the number of rounds is ζ = ceil((E-1)·N / k). That equals the
+paper's ζ = (E-1)/δ only when δ·N is a whole number k and k divides (E-1)·N: with N = 10, E = 3,
+δ = 0.25, k = round(2.5) = 2 and ζ = 10, while (E-1)/δ = 8. Chapter 4 teaches this.
 """
 import math
 
 
 def check_delta(delta):
-    """δ must be a number in (0, 1]."""
-    try:
-        ok = not isinstance(delta, bool) and 0 < float(delta) <= 1
-    except (TypeError, ValueError):
-        ok = False
+    """δ must be a number (not a string, not a bool) in (0, 1]."""
+    ok = isinstance(delta, (int, float)) and not isinstance(delta, bool) and 0 < delta <= 1
     if not ok:
         raise ValueError(f"delta must be a number in (0, 1], got {delta!r}")
     return float(delta)

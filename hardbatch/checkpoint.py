@@ -7,11 +7,12 @@ code). A payload is checked key by key, type by type and shape by shape before a
 so a damaged file is refused with a message naming it, never half-applied.
 """
 import io
+import math
 
 import torch
 
 from .arms import settings
-from .record import atomic_write
+from .record import atomic_write, check_history, open_regular
 
 STATE = ("step", "rounds", "queue", "history", "train_s", "eval_s", "status")  # the Run's counters
 
@@ -35,8 +36,14 @@ def save_checkpoint(run, path):
 
 def read_payload(path):
     """The checkpoint's payload (a dict), or BadCheckpoint if it does not load safely."""
+    try:
+        f = open_regular(path)  # never a device or a named pipe (torch.load would wait on it forever)
+    except (OSError, ValueError) as e:
+        raise BadCheckpoint(f"checkpoint {path} cannot be read ({getattr(e, 'strerror', None) or e}); "
+                            f"delete it to start the run afresh") from None
     try:  # weights_only: tensors and plain containers only, never arbitrary pickled code
-        payload = torch.load(path, weights_only=True, map_location="cpu")
+        with f:
+            payload = torch.load(f, weights_only=True, map_location="cpu")
     except Exception as e:  # noqa: BLE001 (a corrupt, truncated or unsafe file: torch raises several kinds)
         raise BadCheckpoint(f"checkpoint {path} cannot be loaded safely ({type(e).__name__}); "
                             f"delete it to start the run afresh") from None
@@ -50,38 +57,111 @@ def _check(path, ok, what):
         raise BadCheckpoint(f"checkpoint {path} is malformed: {what}; delete it to start the run afresh")
 
 
+def _is_int(x):
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _like(saved, current):
+    """True if `saved` has the structure of `current`: the same keys, lengths, tensor shapes and dtypes,
+    and numbers, flags and text where `current` has them (the values themselves may differ)."""
+    if isinstance(current, torch.Tensor):
+        return isinstance(saved, torch.Tensor) and saved.shape == current.shape and saved.dtype == current.dtype
+    if isinstance(current, dict):
+        return isinstance(saved, dict) and saved.keys() == current.keys() and all(
+            _like(saved[k], v) for k, v in current.items())
+    if isinstance(current, (list, tuple)):
+        return (isinstance(saved, (list, tuple)) and len(saved) == len(current)
+                and all(_like(a, b) for a, b in zip(saved, current)))
+    if isinstance(current, bool) or current is None:
+        return saved is None or isinstance(saved, bool)
+    if isinstance(current, int):
+        return _is_int(saved)
+    if isinstance(current, float):
+        return isinstance(saved, (int, float)) and not isinstance(saved, bool) and math.isfinite(saved)
+    return type(saved) is type(current)
+
+
 def _same_tensors(saved, current):
     return (isinstance(saved, dict) and saved.keys() == current.keys()
             and all(isinstance(saved[k], torch.Tensor) and saved[k].shape == v.shape for k, v in current.items()))
 
 
+def _optimizer_fits(saved, run):
+    """The optimiser's hyper-parameters have the current structure, and every state tensor (momentum
+    buffers) has the shape of its parameter."""
+    current = run.opt.state_dict()
+    if not (isinstance(saved, dict) and saved.keys() == current.keys()
+            and _like(saved["param_groups"], current["param_groups"]) and isinstance(saved["state"], dict)):
+        return False
+    shapes = [p.shape for group in run.opt.param_groups for p in group["params"]]
+    return all(_is_int(i) and 0 <= i < len(shapes) and isinstance(st, dict)
+               and all(v is None or (isinstance(v, torch.Tensor) and v.shape == shapes[i]) for v in st.values())
+               for i, st in saved["state"].items())
+
+
+def _partition_like(batches, run):
+    """N one-dimensional integer tensors of training-sample indices."""
+    n = len(run.data.y_train)
+    return isinstance(batches, list) and len(batches) == run.N and all(
+        isinstance(b, torch.Tensor) and b.ndim == 1 and b.dtype == torch.long
+        and (b.numel() == 0 or (int(b.min()) >= 0 and int(b.max()) < n)) for b in batches)
+
+
 def check_payload(path, payload, run):
-    """Raise BadCheckpoint unless `payload` is a whole checkpoint of this very run."""
+    """Raise BadCheckpoint unless `payload` is a whole checkpoint of this very run: every part of the Run
+    it would restore, checked for type, shape and range against the run as it is now."""
+    mine = settings(run.cfg)
     try:
         saved = settings(payload["config"])
-    except (KeyError, TypeError) as e:
-        raise BadCheckpoint(f"checkpoint {path} has an unreadable config ({e})") from None
-    if saved != settings(run.cfg):
-        raise BadCheckpoint(f"checkpoint {path} belongs to another configuration: {saved}")
-    for key in ("model", "opt", "ledger", "partition", "rng", "state"):
+        differ = [k for k in sorted(set(saved) | set(mine)) if k not in saved or k not in mine or saved[k] != mine[k]]
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:  # e.g. keys that are not text, tensors as values
+        raise BadCheckpoint(f"checkpoint {path} has an unreadable config ({type(e).__name__}); "
+                            f"delete it to start the run afresh") from None
+    if differ:
+        shown = ", ".join(f"{k}: {_short(saved.get(k))} there, {_short(mine.get(k))} here" for k in differ[:4])
+        raise BadCheckpoint(f"checkpoint {path} belongs to another configuration ({shown})")
+    for key in ("model", "opt", "sched", "ledger", "partition", "epoch_batches", "rng", "state"):
         _check(path, key in payload, f"the key {key!r} is missing")
     _check(path, _same_tensors(payload["model"], run.model.state_dict()), "its weights do not fit the model")
-    _check(path, _same_tensors(payload["ledger"], run.ledger.state_dict()), "its ledger does not fit N batches")
+    _check(path, _optimizer_fits(payload["opt"], run), "its optimiser state does not fit the model")
+    _check(path, (payload["sched"] is None) == (run.sched is None)
+           and (run.sched is None or _like(payload["sched"], run.sched.state_dict())), "its lr schedule")
     part = payload["partition"]
-    _check(path, isinstance(part, list) and len(part) == run.N and all(isinstance(p, torch.Tensor) for p in part),
-           "its partition is not N index tensors")
+    _check(path, _partition_like(part, run), "its partition is not N index tensors")
     if any(not torch.equal(a.cpu(), b) for a, b in zip(run.partition, part)):
         raise BadCheckpoint(f"checkpoint {path} was made with another partition of the data")
+    shuffled = run.cfg.method == "minibatch" and run.cfg.order == "shuffled"
+    eb = payload["epoch_batches"]
+    _check(path, eb is None or (shuffled and _partition_like(eb, run)), "its batches of this pass")
+    rng = {"gen": run.gen.get_state(), "aug_gen": run.aug_gen.get_state(), "torch": torch.get_rng_state()}
+    _check(path, isinstance(payload["rng"], dict) and all(_like(payload["rng"].get(g), t) for g, t in rng.items()),
+           "its random states")
     st = payload["state"]
     _check(path, isinstance(st, dict) and all(name in st for name in STATE), "its counters are incomplete")
-    _check(path, isinstance(st["step"], int) and 0 <= st["step"] <= run.T and st["step"] % run.N == 0,
-           f"back-prop count {st.get('step')!r} is not an equivalent epoch of this run")
-    _check(path, isinstance(st["queue"], list) and all(isinstance(i, int) and 0 <= i < run.N for i in st["queue"]),
-           "its queue holds batch indices out of range")
-    _check(path, isinstance(st["history"], list) and len(st["history"]) == st["step"] // run.N + 1
-           and all(isinstance(h, dict) for h in st["history"]), "its history does not match its back-prop count")
-    _check(path, isinstance(payload["rng"], dict) and all(isinstance(payload["rng"].get(g), torch.Tensor)
-                                                          for g in ("gen", "aug_gen", "torch")), "its random states")
+    step = st["step"]
+    _check(path, _is_int(step) and 0 <= step <= run.T and step % run.N == 0,
+           f"back-prop count {step!r} is not an equivalent epoch of this run")
+    _check(path, _is_int(st["rounds"]) and 0 <= st["rounds"] <= step, f"round count {st['rounds']!r}")
+    _check(path, isinstance(st["queue"], list) and len(st["queue"]) <= run.T - step
+           and all(_is_int(i) and 0 <= i < run.N for i in st["queue"]), "its queue holds batch indices out of range")
+    _check(path, all(_like(st[k], 0.0) and st[k] >= 0 for k in ("train_s", "eval_s")), "its clocks")
+    _check(path, st["status"] == "complete", f"its status {st['status']!r} (only healthy runs are saved)")
+    _check(path, isinstance(st["history"], list) and len(st["history"]) == step // run.N + 1,
+           "its history does not match its back-prop count")
+    try:
+        check_history(st["history"], run.N, complete=True)
+    except ValueError as e:
+        raise BadCheckpoint(f"checkpoint {path} is malformed: {e}; delete it to start the run afresh") from None
+    ledger = payload["ledger"]
+    _check(path, _like(ledger, run.ledger.state_dict()) and bool((ledger["train_count"] >= 0).all())
+           and int(ledger["train_count"].sum()) == step
+           and bool(((ledger["last_scored"] >= -1) & (ledger["last_scored"] < max(step, 1))).all()),
+           "its ledger does not fit N batches and its back-prop count")
 
 
 def load_checkpoint(run, path):
@@ -98,11 +178,11 @@ def load_checkpoint(run, path):
         if run.aug_gen is not run.gen:
             run.aug_gen.set_state(payload["rng"]["aug_gen"])
         torch.set_rng_state(payload["rng"]["torch"])
-    except (RuntimeError, ValueError, KeyError, TypeError) as e:  # e.g. an optimiser state of another shape
+        if "cuda" in payload["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:  # a last line of defence
         raise BadCheckpoint(f"checkpoint {path} does not fit this run ({type(e).__name__}: "
                             f"{str(e).splitlines()[0] if str(e) else ''}); delete it to start afresh") from None
-    if "cuda" in payload["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
     for name in STATE:
         setattr(run, name, payload["state"][name])
     eb = payload.get("epoch_batches")

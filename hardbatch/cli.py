@@ -1,17 +1,23 @@
 """The command line: `hardbatch run`, `hardbatch compare` (the main job), `hardbatch sweep`, `hardbatch report`.
 
 Every bad value is caught at the boundary and reported in one line that names the value and
-what is allowed, with exit status 2 and no traceback.
+what is allowed, with exit status 2 and no traceback. Output paths are checked before any work
+(a device, a named pipe or a folder where a file is to be written is refused). Ctrl-C (SIGINT)
+and SIGTERM stop a command with one line saying how to continue (exit 130 and 143).
 """
 import argparse
+import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import fields
 from pathlib import Path
 
 from . import arms
-from .config import RunConfig
+from .config import RunConfig, fast_mode
+from .record import check_not_special, file_kind
 from .selection import STRATEGIES
 from .sweep import PAPER_BASE, PAPER_DATASETS, PAPER_DELTAS, PAPER_MODELS, RECIPES
 
@@ -128,15 +134,19 @@ def build_parser():
 
 
 def _check_writable(path, folder=False):
-    """Fail now, not after training, if `path` (a file, or a folder with folder=True) cannot be written."""
+    """Fail now, not after training, if `path` (a file, or a folder with folder=True) cannot be written:
+    a file that exists must be a regular file (a device or a named pipe is never replaced)."""
     path = Path(path)
     parent = path if folder else path.parent
     try:
         if not folder and path.is_dir():
             raise ValueError("it is a folder; give a file name")
+        if not folder and path.exists() and not path.is_file():
+            raise ValueError(f"it is {file_kind(path.stat().st_mode)}, not a regular file; give a file name")
         for above in (parent, *parent.parents):  # mkdir would only say "File exists"
             if above.exists() and not above.is_dir():
-                raise ValueError(f"{str(above)!r} is a file, not a folder")
+                kind = "a file" if above.is_file() else file_kind(above.stat().st_mode)
+                raise ValueError(f"{str(above)!r} is {kind}, not a folder")
         parent.mkdir(parents=True, exist_ok=True)
         # a probe named as atomic_write will name its temporary file (bad bytes, too long a name), gone on close
         with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{path.name}." if not folder else "tmp", suffix=".tmp"):
@@ -145,17 +155,81 @@ def _check_writable(path, folder=False):
         raise ValueError(f"cannot write to {str(path)!r}: {getattr(e, 'strerror', None) or e}") from None
 
 
+def _same_file(a, b):
+    """True if paths `a` and `b` name one file (also through links or different spellings)."""
+    a, b = Path(a), Path(b)
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except (OSError, ValueError):
+        return False
+
+
+def _check_outputs(paths):
+    """Refuse, before any work, an output file that exists and is not a regular file."""
+    for path in paths:
+        check_not_special(path)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into the same clean stop as Ctrl-C (KeyboardInterrupt), with its own exit status."""
+    signum = signal.SIGTERM
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def _robust_output():
+    """Help texts and tables hold δ, ², ·, ±: on a terminal that cannot show them (PYTHONIOENCODING=ascii,
+    LANG=C) print a replacement character rather than fail."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="replace")
+        except (AttributeError, ValueError, OSError):  # not a text stream we may reconfigure
+            pass
+
+
+def _stopped(args, err):
+    """The one line a stopped command prints: what was kept and how to continue."""
+    out = getattr(args, "out", None)
+    hint = {"run": " (the same command with --resume continues from the last checkpoint)"
+                   if getattr(args, "checkpoint", None) else " (nothing was written; --checkpoint FILE makes a run "
+                                                             "resumable)",
+            "compare": f" (records of the finished runs are in {Path(out or '.') / 'records'}; the same command "
+                       f"runs the comparison again)",
+            "sweep": "; finished runs are kept: the same command continues the sweep (a run from its checkpoint)",
+            }.get(args.command, "")
+    return f"hardbatch: {args.command} {'terminated (SIGTERM)' if isinstance(err, Terminated) else 'interrupted'}{hint}\n"
+
+
+def _out_of_memory(e):
+    """True for an allocation failure (torch raises RuntimeError on the CPU, OutOfMemoryError on a GPU)."""
+    import torch
+
+    return isinstance(e, (MemoryError, torch.OutOfMemoryError)) or "can't allocate memory" in str(e)
+
+
 def main(argv=None):
+    _robust_output()
     parser = build_parser()
     args = parser.parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:
+        fast_mode()  # an environment switch it does not understand is refused here, once, with exit 2
         return _main(args)
     except (ValueError, OSError) as e:  # bad values, missing data, failed downloads, unwritable files
         parser.exit(2, f"hardbatch: error: {e}\n")
-    except KeyboardInterrupt:
-        resumable = getattr(args, "checkpoint", None)
-        hint = " (the same command with --resume continues from the last checkpoint)" if resumable else ""
-        parser.exit(130, f"hardbatch: interrupted{hint}\n")
+    except (MemoryError, RuntimeError) as e:
+        if not _out_of_memory(e):
+            raise
+        parser.exit(2, f"hardbatch: error: out of memory ({str(e).strip().splitlines()[0][:200]}); try a smaller "
+                       f"--batch-size or --image-size\n")
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated)
+        parser.exit(128 + int(getattr(e, "signum", signal.SIGINT)), _stopped(args, e))
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _run(args):
@@ -169,6 +243,9 @@ def _run(args):
     _check_writable(args.out)
     if args.checkpoint:
         _check_writable(args.checkpoint)
+        if _same_file(args.checkpoint, args.out):
+            raise ValueError(f"--checkpoint and --out name the same file {args.checkpoint!r}; the checkpoint "
+                             f"would overwrite the record: give two different files")
     data = load_dataset(cfg.dataset, download=args.download)
     record = train(cfg, data=data, checkpoint=args.checkpoint, resume=args.resume, progress=sys.stderr.isatty())
     save_record(record, args.out)
@@ -188,45 +265,58 @@ def _run(args):
 def _compare(args):
     from .compare import compare
     from .data import load_dataset
+    from .models import preflight
 
     base = config_from(args)
     arms.check_seeds(args.seeds)
-    _check_writable(args.out, folder=True)
+    preflight(base)  # the model takes the data set's images, the batch fits the training set
+    out = Path(args.out)
+    names = [arms.record_name(cfg) for cfg in arms.job(base, tuple(args.deltas), tuple(args.strategies), tuple(args.seeds))]
+    _check_writable(out, folder=True)
+    _check_writable(out / "records", folder=True)
+    _check_outputs([out / "records" / f"{name}.json" for name in names]
+                   + [out / "table.md", out / "compare.png", out / "compare.tmp.png"])
     if args.download:  # fetch it once here; compare() then finds it on disk
         load_dataset(base.dataset, download=True)
     t0 = time.perf_counter()
     records, rows, table, fig = compare(base, tuple(args.deltas), tuple(args.strategies), tuple(args.seeds), args.out)
-    print(table)
     diverged = [r for r in records if r["status"] != "complete"]
+    if len(diverged) == len(records):  # nothing to compare: say so, never print an empty table
+        print(f"hardbatch: every run diverged ({len(records)} of {len(records)}: the loss became NaN or infinite), "
+              f"so there is nothing to compare; their records are in {out / 'records'}. Try a smaller --lr "
+              f"(now {base.lr:g}).", file=sys.stderr)
+        return 1
+    print(table)
     if diverged:  # never averaged in, never silently left out
         print(f"hardbatch: {len(diverged)} run(s) diverged and are left out of the table: "
               + ", ".join(f"{arms.label(r['config'])} seed {r['config']['seed']}" for r in diverged), file=sys.stderr)
-    print(f"\n{len(records)} runs in {time.perf_counter() - t0:.1f} s; figure: {fig}; records: {Path(args.out) / 'records'}")
+    print(f"\n{len(records)} runs in {time.perf_counter() - t0:.1f} s; figure: {fig}; records: {out / 'records'}")
     return 0
 
 
 def _sweep(args):
+    from .models import preflight
     from .sweep import plan, run_status, sweep
 
     base = config_from(args, SWEEP_DEFAULTS, model=args.models[0], dataset=args.datasets[0])
-    for model in args.models[1:]:
-        RunConfig(**{**base.to_dict(), "model": model})  # every model name checked before any run
+    configs = [RunConfig(**{**base.to_dict(), "model": m, "dataset": d}) for m in args.models for d in args.datasets]
     grid = dict(controls=tuple(args.controls), control_deltas=args.control_deltas, recipes=tuple(args.recipes),
                 base=base, tuned_arms=args.tuned_arms)
     runs = plan(args.models, args.datasets, args.deltas, args.seeds, **grid)
+    out = Path(args.out)
     if args.dry_run:
         for name, cfg in runs:
-            print(f"{run_status(Path(args.out) / 'records' / f'{name}.json', cfg)[0]:8s} {name}")
+            print(f"{run_status(out / 'records' / f'{name}.json', cfg)[0]:8s} {name}")
         print(f"{len(runs)} runs")
         return 0
-    _check_writable(args.out, folder=True)
-    try:
-        sweep(args.out, args.models, args.datasets, args.deltas, args.seeds, data_root=args.data_root,
-              download=args.download, checkpoints=not args.no_checkpoints, progress=sys.stderr.isatty(), **grid)
-    except KeyboardInterrupt:
-        print("hardbatch: sweep interrupted; finished runs are kept: run the same command again to continue",
-              file=sys.stderr)
-        return 130
+    for cfg in configs:  # every model on every data set, before the first run (not at the hundredth)
+        preflight(cfg)
+    for folder in (out, out / "records", out / "checkpoints") + (() if args.no_report else (out / "report",)):
+        _check_writable(folder, folder=True)
+    _check_outputs([out / sub / f"{name}{ext}" for name, _ in runs
+                    for sub, ext in (("records", ".json"), ("checkpoints", ".pt"), ("checkpoints", ".bad"))])
+    sweep(args.out, args.models, args.datasets, args.deltas, args.seeds, data_root=args.data_root,
+          download=args.download, checkpoints=not args.no_checkpoints, progress=sys.stderr.isatty(), **grid)
     if not args.no_report:
         from .paper import write_report
 
@@ -240,6 +330,7 @@ def _report(args):
 
     if not Path(args.dir).is_dir():
         raise ValueError(f"no such folder: {args.dir!r}")
+    _check_writable(args.out or Path(args.dir) / "report", folder=True)  # before reading any record
     report = write_report(args.dir, args.out, make_figures=not args.no_figures)
     print(report["markdown"])
     print(f"wrote {', '.join(str(p) for p in report['files'])}")

@@ -1,8 +1,9 @@
 """The main job: Algorithm 1 against Algorithm 2 (hardest, and the random control) over seeds.
 
 `compare()` runs every arm at every seed in one process (so their times per back-prop compare
-fairly), writes each run record, a Markdown table shaped like the paper's Table 3 and a figure
-of test top-1 and train loss against equivalent epochs.
+fairly), writes each run record, a Markdown table of paired comparisons (report.py) with its
+verdict in words, and a figure of test top-1 and train loss against equivalent epochs and of
+test top-1 against training seconds.
 """
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from .config import RunConfig
 from .data import load_dataset
 from .plots import curves
 from .record import atomic_write, save_record
-from .report import summarize, to_markdown
+from .report import summarize, to_markdown, verdict
 from .train import train
 
 
@@ -30,10 +31,10 @@ def compare(base=None, deltas=(0.8, 0.5, 0.2), strategies=("hardest", "random"),
         save_record(record, out_dir / "records" / f"{arms.record_name(cfg)}.json")
         records.append(record)
     rows = summarize(records)
-    table = to_markdown(rows)
+    table = to_markdown(rows) + "\n\nVerdict:\n" + "\n".join(verdict(rows))
     atomic_write(out_dir / "table.md", table + "\n")
-    fig = curves(records, title=f"{base.model} on {base.dataset}: Algorithm 1 vs Algorithm 2, "
-                                f"{len(seeds)} seeds, equal back-props")
+    fig = curves(records, keys=("test_acc", "train_loss", "test_acc@train_s"),
+                 title=f"{base.model} on {base.dataset}: Algorithm 1 vs Algorithm 2, {len(seeds)} seeds")
     fig_path = out_dir / "compare.png"
     fig.savefig(fig_path.with_suffix(".tmp.png"), dpi=120)
     fig_path.with_suffix(".tmp.png").replace(fig_path)

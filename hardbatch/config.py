@@ -11,6 +11,7 @@ its own defaults, and a knob given to a method that ignores it is refused, so tw
 differ only in a knob nobody reads can never be stored as two different runs.
 """
 import math
+import numbers
 import os
 from dataclasses import asdict, dataclass, field, fields
 
@@ -24,14 +25,17 @@ DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("constant", "cosine")
 MAX_SEED = 2**63 - 1  # torch's generators take 64-bit seeds
 MAX_IMAGE_SIZE = 512  # larger images would not fit one evaluation chunk in memory
+MAX_FLOAT32 = 3.4028234663852886e38  # SGD does its arithmetic in float32: a larger lr or weight decay overflows
+MAX_THREADS = 1024  # torch crashes when asked for ~100k threads; more threads than cores only slow it down
 ONLY_FOR = {"order": "minibatch", "select": "hardbatch", "delta": "hardbatch"}  # knob -> the method that reads it
 METHOD_DEFAULTS = {"minibatch": {"order": "fixed"}, "hardbatch": {"select": "hardest", "delta": 0.2}}
 
 FAST_ON, FAST_OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
-def _switch(name):
-    """An environment switch: one of FAST_ON / FAST_OFF (any case, spaces around allowed), else ValueError."""
+def _switch(name, strict=True):
+    """An environment switch: one of FAST_ON / FAST_OFF (any case, spaces around allowed), else ValueError.
+    strict=False: any other value means on (CI systems set CI to their own name, e.g. CI=woodpecker)."""
     raw = os.environ.get(name)
     if raw is None:
         return None
@@ -40,15 +44,18 @@ def _switch(name):
         return True
     if value in FAST_OFF:
         return False
+    if not strict:
+        return True
     raise ValueError(f"environment variable {name}={raw!r} is not understood; allowed: "
                      f"{', '.join(FAST_ON)} (on) or {', '.join(v or repr(v) for v in FAST_OFF)} (off)")
 
 
 def fast_mode():
     """True when HARDBATCH_SMOKE is on, or (when it is unset) when CI is on: notebooks and jobs shrink their
-    sizes, never their code path. Accepted values: 1/true/yes/on and 0/false/no/off/empty."""
+    sizes, never their code path. HARDBATCH_SMOKE: 1/true/yes/on or 0/false/no/off/empty, any case, anything
+    else is refused (ValueError); CI: 0/false/no/off/empty mean off, any other value on."""
     smoke = _switch("HARDBATCH_SMOKE")
-    return smoke if smoke is not None else bool(_switch("CI"))
+    return smoke if smoke is not None else bool(_switch("CI", strict=False))
 
 
 def resolve_device(device="auto"):
@@ -91,45 +98,60 @@ def resolve_threads(threads=0):
 
 # ---------------------------------------------------------------- one check per kind of field
 
+def _r(value):
+    """A value as an error message shows it: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _one_of(allowed):
     def check(name, value):
-        if value not in allowed:
-            raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
+        if not isinstance(value, str) or value not in allowed:
+            raise ValueError(f"unknown {name} {_r(value)}; allowed: {', '.join(allowed)}")
         return value
     return check
 
 
 def _integer(low, high=None, zero_means=None):
     def check(name, value):
-        ok = isinstance(value, int) and not isinstance(value, bool)
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)  # int, or numpy's integers
+        value = int(value) if ok else value
         if ok and zero_means and value == 0:
             return value
         if not ok or value < low or (high is not None and value > high):
             allowed = f">= {low}" if high is None else f"from {low} to {high}"
             zero = f"0 ({zero_means}) or " if zero_means else ""
-            raise ValueError(f"{name} must be {zero}an integer {allowed}, got {value!r}")
+            raise ValueError(f"{name} must be {zero}an integer {allowed}, got {_r(value)}")
         return value
     return check
 
 
-def _number(low, inclusive, below=None):
+def _number(low, inclusive, below=None, at_most=None):
+    """A real number (not a bool, not a string) in the range; returned as float."""
     def check(name, value):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        v = float(value) if ok else math.nan
-        if not math.isfinite(v) or v < low or (v == low and not inclusive) or (below is not None and v >= below):
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        try:
+            v = float(value) if ok else math.nan
+        except OverflowError:  # an int too large for a float
+            v = math.inf
+        if (not math.isfinite(v) or v < low or (v == low and not inclusive) or (below is not None and v >= below)
+                or (at_most is not None and v > at_most)):
             allowed = f"{'>=' if inclusive else '>'} {low}" + (f" and < {below}" if below is not None else "")
-            raise ValueError(f"{name} must be a finite number {allowed}, got {value!r}")
+            allowed += f" and <= {at_most:.8g} (the largest float32)" if at_most is not None else ""
+            raise ValueError(f"{name} must be a finite number {allowed}, got {_r(value)}")
         return v
     return check
 
 
 def _flag(name, value):
     if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
+        raise ValueError(f"{name} must be True or False, got {_r(value)}")
     return value
 
 
 def _delta(name, value):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):  # check_delta would read "0.5" as 0.5
+        raise ValueError(f"delta must be a number in (0, 1], got {_r(value)}")
     return check_delta(value)
 
 
@@ -154,9 +176,11 @@ class RunConfig:
                          "(default 0.2)")
     epochs: int = _knob(15, _integer(1), "E: the budget is N·E back-props")
     batch_size: int = _knob(64, _integer(1), "B (N = 21 batches on digits)")
-    lr: float = _knob(0.005, _number(0, False), "learning rate (the paper's 0.005)")
+    lr: float = _knob(0.005, _number(0, False, at_most=MAX_FLOAT32),
+                     "learning rate (the paper's 0.005)")
     momentum: float = _knob(0.9, _number(0, True, below=1), "SGD momentum")
-    weight_decay: float = _knob(0.0, _number(0, True), "SGD weight decay")
+    weight_decay: float = _knob(0.0, _number(0, True, at_most=MAX_FLOAT32),
+                               "SGD weight decay")
     seed: int = _knob(0, _integer(0, MAX_SEED), "seeds the partition, the weights, the order and the controls")
     model: str = _knob("small_cnn", _model, "small_cnn or any timm model name (from scratch)")
     dataset: str = _knob("digits", _one_of(DATASETS), "data set (digits is embedded; the others are read by "
@@ -176,7 +200,7 @@ class RunConfig:
     device: str = _knob("auto", _one_of(DEVICES), "auto = cuda when a GPU is present", DEVICES)
     amp: bool = _knob(True, _flag, "bf16 autocast on CUDA GPUs that compute in bf16 (no effect on CPU)")
     compile: bool = _knob(False, _flag, "torch.compile the model")
-    threads: int = _knob(0, _integer(1, zero_means="the CPUs this process may use"),
+    threads: int = _knob(0, _integer(1, MAX_THREADS, zero_means="the CPUs this process may use"),
                          "CPU threads for torch (0 = the CPUs this process may really use)")
 
     def __post_init__(self):
@@ -200,7 +224,7 @@ class RunConfig:
     def from_dict(cls, d):
         """A RunConfig from a record's config: unknown keys refused, ignored knobs (None) left out."""
         names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
+        unknown = sorted(map(str, set(d) - names))
         if unknown:
             raise ValueError(f"config has unknown keys {unknown}; allowed: {sorted(names)}")
         return cls(**{k: v for k, v in d.items() if not (v is None and k in ONLY_FOR)})

@@ -12,6 +12,7 @@ files are unpacked there for you. CIFAR-10/100 and STL-10 need `download=True` o
 """
 import functools
 import gzip
+import math
 import os
 import shutil
 from dataclasses import dataclass, replace
@@ -21,6 +22,9 @@ import torch
 import torch.nn.functional as F
 
 DATASETS = ("digits", "fashion-mnist", "cifar10", "cifar100", "stl10")
+# (channels, side, classes, training images) of each data set: lets a sweep check every run before loading any data
+SHAPES = {"digits": (1, 8, 10, 1297), "fashion-mnist": (1, 28, 10, 60000), "cifar10": (3, 32, 10, 50000),
+          "cifar100": (3, 32, 100, 50000), "stl10": (3, 96, 10, 5000)}
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
@@ -40,6 +44,40 @@ class ImageData:
     mean: tuple  # per channel, on the 0..1 scale
     std: tuple
     classes: tuple = ()
+
+    def __post_init__(self):
+        """Refuse data that would fail (or silently mislead) only later, in training: checked whenever an
+        ImageData is made, so also on every subset, test sample and move to a device (dataclasses.replace)."""
+        name = self.name
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.ndim != 4 or 0 in x.shape[1:]:
+                raise ValueError(f"{name}: x_{split} must be a uint8 tensor of shape (n, C, H, W), got "
+                                 f"{type(x).__name__} {getattr(x, 'dtype', '')} {tuple(getattr(x, 'shape', ()))}")
+            if not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.shape != x.shape[:1]:
+                raise ValueError(f"{name}: y_{split} must be an int64 tensor of one label per image "
+                                 f"({x.shape[0]}), got {type(y).__name__} {getattr(y, 'dtype', '')} "
+                                 f"{tuple(getattr(y, 'shape', ()))}")
+            if len(y) == 0:
+                raise ValueError(f"{name}: the {split} set is empty; a run needs at least one {split} image")
+        if self.x_test.shape[1:] != self.x_train.shape[1:]:
+            raise ValueError(f"{name}: test images {tuple(self.x_test.shape[1:])} differ from training images "
+                             f"{tuple(self.x_train.shape[1:])} (C, H, W)")
+        if not isinstance(self.num_classes, int) or isinstance(self.num_classes, bool) or self.num_classes < 1:
+            raise ValueError(f"{name}: num_classes must be an integer >= 1, got {self.num_classes!r}")
+        for split in ("train", "test"):
+            y = getattr(self, f"y_{split}")
+            low, high = int(y.min()), int(y.max())  # one host sync each, when the data are made
+            if low < 0 or high >= self.num_classes:
+                raise ValueError(f"{name}: {split} labels must be in 0..{self.num_classes - 1} (num_classes="
+                                 f"{self.num_classes}), found {low if low < 0 else high}")
+        for stat_name in ("mean", "std"):
+            value = getattr(self, stat_name)
+            ok = isinstance(value, tuple) and len(value) == self.in_chans and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+            if not ok or (stat_name == "std" and min(value) <= 0):
+                raise ValueError(f"{name}: {stat_name} must be a tuple of {self.in_chans} finite number(s), one per channel"
+                                 f"{' (each > 0)' if stat_name == 'std' else ''}, got {value!r}")
 
     @property
     def in_chans(self):

@@ -1,16 +1,24 @@
-"""Metrics that turn run records into the paper's numbers.
+"""Metrics that turn run records into honest numbers (docs/method.md, "Measuring").
 
 - `top1`: accuracy in percent.
 - `mean_ci`: mean ± half-width of the 95 % confidence interval over seeds (Student's t).
-- `convergence_epoch` (the paper's e): the first equivalent epoch from which a curve stays
-  within `tol` of its total drop, i.e. loss[e'] <= min + tol·(loss[0] − min) for every e' >= e.
-  Deterministic, needs no smoothing, and a late spike pushes e back (it did not converge).
-- `epochs_to_target`: the first equivalent epoch at which a curve reaches a target value.
-- `delta_e`: Δe (%) = (e_baseline − e_method) / e_baseline · 100, positive when the method is faster.
+- `paired_ci`: the same for per-seed differences a_s − b_s of two arms that share seed s (and so
+  their initial weights, partition and warm-up): the comparison tables make.
+- `target_level`: a curve's converged level, min + tol·(start − min): the target every arm of a
+  block must reach (the baseline's, seed by seed).
+- `converged`: a run has converged when the last `tail` of its equivalent epochs lowers its
+  train loss by less than `tol` of its total drop. A run that has not gets no e in any table.
+- `time_to_target`: when a curve first reaches a target, interpolated linearly between evaluation
+  points, so e is not quantised to whole epochs; on any x axis (epochs, or training seconds).
+- `value_at`: a curve's value at any x (linear interpolation), e.g. test top-1 at equal time.
+- `delta_e`: Δe (%) in two conventions, positive when the method is faster: ours divides by the
+  baseline's e, (e₁ − e_δ)/e₁; the paper's (its Table 5) divides by the method's, (e₁ − e_δ)/e_δ.
 """
 import math
 
 import torch
+
+CONVENTIONS = ("ours", "paper")
 
 
 def top1(logits, labels):
@@ -33,34 +41,78 @@ def mean_ci(values, confidence=0.95):
     return mean, float(t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
 
 
-def convergence_epoch(losses, tol=0.05):
-    """Index of the first point after which the curve stays within tol of its total drop (see above).
-
-    A curve that ends outside the band never converged; it gets the last index, len(losses) - 1."""
-    losses = [float(v) for v in losses]
-    if not losses:
-        raise ValueError("convergence_epoch needs a non-empty curve")
-    lo = min(losses)
-    band = lo + tol * (losses[0] - lo)
-    e = len(losses) - 1
-    while e > 0 and losses[e] <= band and losses[e - 1] <= band:  # a spike at the very end counts too
-        e -= 1
-    return e
+def paired_ci(a, b, confidence=0.95):
+    """(mean, half-width, n) of the differences a[s] − b[s] over the seeds s both dicts hold; None if none."""
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return None
+    return (*mean_ci([a[s] - b[s] for s in seeds], confidence), len(seeds))
 
 
-def epochs_to_target(curve, target, higher_is_better=False):
-    """First index at which curve reaches target (<= for losses, >= for accuracies); None if never."""
-    for e, v in enumerate(curve):
-        if (v >= target) if higher_is_better else (v <= target):
-            return e
+def excludes_zero(ci):
+    """True when a (mean, half-width, ...) interval lies wholly above or below 0 (a finding, not noise)."""
+    return ci is not None and math.isfinite(ci[1]) and abs(ci[0]) > ci[1]
+
+
+def target_level(curve, tol=0.05):
+    """A loss curve's converged level: its minimum plus `tol` of its total drop."""
+    curve = [float(v) for v in curve]
+    lo = min(curve)
+    return lo + tol * (curve[0] - lo)
+
+
+def converged(curve, tol=0.05, tail=0.2):
+    """True when the last `tail` of the epochs (at least one) lowers the loss by less than `tol` of the
+    total drop (curve[0] − min). A curve still falling at the end has not converged."""
+    curve = [float(v) for v in curve]
+    if len(curve) < 3 or not all(math.isfinite(v) for v in curve):
+        return False
+    start = len(curve) - 1 - max(1, math.ceil(tail * (len(curve) - 1)))
+    drop = curve[0] - min(curve)
+    return drop > 0 and curve[start] - min(curve[start:]) < tol * drop
+
+
+def time_to_target(xs, curve, target, higher_is_better=False):
+    """The first x at which `curve` reaches `target` (<= for losses, >= for accuracies), interpolated
+    linearly between the two evaluation points around the crossing; None if it never does."""
+    reached = (lambda v: v >= target) if higher_is_better else (lambda v: v <= target)
+    for i, (x, v) in enumerate(zip(xs, curve)):
+        if reached(v):
+            if i == 0:
+                return float(x)
+            x0, v0 = xs[i - 1], curve[i - 1]
+            return float(x0 + (x - x0) * (v0 - target) / (v0 - v))
     return None
 
 
-def delta_e(e_baseline, e_method):
-    """Δe in percent; None when either epoch is missing or the baseline needed none."""
-    if e_baseline is None or e_method is None or e_baseline == 0:
+def epochs_to_target(curve, target, higher_is_better=False):
+    """`time_to_target` on the equivalent-epoch axis 0, 1, ..., E."""
+    return time_to_target(range(len(curve)), curve, target, higher_is_better)
+
+
+def value_at(xs, curve, x):
+    """The curve's value at x, interpolated linearly (xs increasing; x within [xs[0], xs[-1]])."""
+    if not xs[0] <= x <= xs[-1]:
+        raise ValueError(f"x = {x} is outside the curve's range [{xs[0]}, {xs[-1]}]")
+    for i in range(1, len(xs)):
+        if x <= xs[i]:
+            span = xs[i] - xs[i - 1]
+            w = 0.0 if span == 0 else (x - xs[i - 1]) / span
+            return float(curve[i - 1] + w * (curve[i] - curve[i - 1]))
+    return float(curve[-1])
+
+
+def delta_e(e_baseline, e_method, convention="ours"):
+    """Δe in percent, positive when the method is faster; None when either e is missing or is 0.
+
+    ours: (e₁ − e_δ)/e₁, the share of the baseline's epochs saved. paper: (e₁ − e_δ)/e_δ, the paper's Table 5
+    convention (EfficientNet-B4 on STL-10: 43 → 34 gives 26.47 %)."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown Δe convention {convention!r}; allowed: {', '.join(CONVENTIONS)}")
+    if e_baseline is None or e_method is None:
         return None
-    return 100.0 * (e_baseline - e_method) / e_baseline
+    divisor = e_baseline if convention == "ours" else e_method
+    return None if divisor == 0 else 100.0 * (e_baseline - e_method) / divisor
 
 
 def mean_curve(records, key):

@@ -71,3 +71,31 @@ def check_fits(model, name, data, image_size=0):
     if out.ndim != 2 or out.shape[1] != data.num_classes:
         raise ValueError(f"model {name!r} gives outputs of shape {tuple(out.shape[1:])} per image, but {data.name} "
                          f"has {data.num_classes} classes: it needs one output per class")
+
+
+def preflight(cfg):
+    """What train.start would refuse for `cfg` (a RunConfig), found from its data set's known shape
+    (data.SHAPES) without loading the data: a model that cannot take the images or gives the wrong
+    number of outputs, a batch or subset larger than the training set. compare and sweep call it for
+    every model and data set before their first run, so a grid fails now, not at its hundredth run."""
+    import torch
+
+    from .data import SHAPES, ImageData
+
+    chans, side, classes, n_train = SHAPES[cfg.dataset]
+    if cfg.subset > n_train:
+        raise ValueError(f"subset must be between 1 and the {n_train} training samples of {cfg.dataset}, "
+                         f"got {cfg.subset}")
+    if cfg.batch_size > (cfg.subset or n_train):
+        raise ValueError(f"batch_size must be at most the {cfg.subset or n_train} training samples "
+                         f"({cfg.dataset}), got {cfg.batch_size}")
+    key = (cfg.model, chans, side, classes, cfg.image_size)
+    if key not in _FITS:
+        x = torch.zeros(2, chans, side, side, dtype=torch.uint8)
+        y = torch.zeros(2, dtype=torch.long)
+        probe = ImageData(cfg.dataset, x, y, x, y, classes, (0.5,) * chans, (0.25,) * chans)
+        check_fits(create_model(cfg.model, classes, chans), cfg.model, probe, cfg.image_size)
+        _FITS.add(key)
+
+
+_FITS = set()  # (model, channels, side, classes, image size) already checked in this process

@@ -3,33 +3,62 @@
 Every figure has a title, labelled axes and units. Functions return the matplotlib Figure,
 so notebooks show it and scripts save it.
 """
+from dataclasses import replace
+
 import matplotlib.pyplot as plt
 
+from . import arms
 from .metrics import mean_ci
 from .report import arm_label, group
+from .selection import hardest
+from .train import start
+
+
+def arm_color(config):
+    """One fixed colour per arm in every figure: Algorithm 1 black (reshuffled: grey), hardest in oranges,
+    random in blues, easiest in greens, darker for smaller δ."""
+    c = dict(config)
+    if c.get("method") == "minibatch":
+        return "black" if c.get("order", "fixed") == "fixed" else "dimgray"
+    cmap = {"hardest": plt.cm.Oranges, "random": plt.cm.Blues, "easiest": plt.cm.Greens}.get(c.get("select"),
+                                                                                                plt.cm.Purples)
+    return cmap(0.95 - 0.55 * float(c.get("delta", 0.5)))
+
+
+CURVE_NAMES = {"test_acc": "test top-1 (%)", "train_loss": "train loss (cross-entropy, eval mode)",
+               "train_acc": "train top-1 (%)", "test_loss": "test loss (cross-entropy)"}
 
 
 def curves(records, keys=("test_acc", "train_loss"), title=None):
-    """One panel per history key: the mean over seeds of each arm, with its 95 % CI band."""
-    names = {"test_acc": "test top-1 (%)", "train_loss": "train loss (cross-entropy, eval mode)",
-             "train_acc": "train top-1 (%)", "test_loss": "test loss (cross-entropy)"}
+    """One panel per history key: the mean over seeds of each arm, with its 95 % CI band.
+
+    A key is plotted against equivalent epochs (equal back-props), or, written "KEY@train_s", against
+    the mean training seconds spent by each equivalent epoch (equal wall-clock)."""
     fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4), squeeze=False)
+    by_arm = sorted(group(records).items(), key=lambda kv: arms.sort_key(dict(kv[0])))
     for ax, key in zip(axes[0], keys):
-        for arm, runs in group(records).items():
-            epochs = [h["epoch"] for h in runs[0]["history"]]
-            stats = [mean_ci([r["history"][i][key] for r in runs]) for i in range(len(epochs))]
+        key, _, x_key = key.partition("@")
+        for arm, runs in by_arm:
+            n = len(runs[0]["history"])
+            xs = ([h["epoch"] for h in runs[0]["history"]] if not x_key
+                  else [sum(r["history"][i][x_key] for r in runs) / len(runs) for i in range(n)])
+            stats = [mean_ci([r["history"][i][key] for r in runs]) for i in range(n)]
             mean = [m for m, _ in stats]
             half = [0.0 if h != h else h for _, h in stats]
-            baseline = dict(arm)["method"] == "minibatch" and dict(arm)["order"] in ("fixed", None)
-            style = {"color": "black", "lw": 2.5} if baseline else {}
-            (line,) = ax.plot(epochs, mean, label=f"{arm_label(arm)} (n={len(runs)})", **style)
-            ax.fill_between(epochs, [m - h for m, h in zip(mean, half)], [m + h for m, h in zip(mean, half)],
-                            color=line.get_color(), alpha=0.15)
-        ax.set_xlabel("equivalent epoch (back-props / N)")
-        ax.set_ylabel(names.get(key, key))
+            lo, hi = [m - h for m, h in zip(mean, half)], [m + h for m, h in zip(mean, half)]
+            if "acc" in key:  # an accuracy band never leaves [0, 100]
+                lo, hi = [max(0.0, v) for v in lo], [min(100.0, v) for v in hi]
+            color = arm_color(arm)
+            baseline = arms.is_baseline(dict(arm))
+            ax.plot(xs, mean, label=f"{arm_label(arm)} (n={len(runs)})", color=color, lw=2.5 if baseline else 1.5)
+            ax.fill_between(xs, lo, hi, color=color, alpha=0.15)
+        ax.set_xlabel("training seconds (mean over seeds; evaluation excluded)" if x_key
+                      else "equivalent epoch (back-props / N)")
+        ax.set_ylabel(CURVE_NAMES.get(key, key))
         if "loss" in key:  # losses fall over orders of magnitude: a log axis shows the late epochs
             ax.set_yscale("log")
-        ax.set_title(names.get(key, key).split(" (")[0] + " at equal back-props")
+        ax.set_title(CURVE_NAMES.get(key, key).split(" (")[0] + (" at equal training time" if x_key
+                                                                else " at equal back-props"))
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=8)
     if title:
@@ -63,38 +92,40 @@ def image_grid(images, titles=(), ncols=8, title=None):
     return fig
 
 
-def partition_figure(n_samples, batch_size, epochs=3, seed=0):
+def when_trained(run, epochs):
+    """(E, n): the back-prop within each epoch at which every training sample is trained, read from the
+    training loop's own queue (`Run.refill_queue`, `Run.samples`) for `epochs` passes, training nothing."""
+    import torch
+
+    out = torch.empty(epochs, len(run.data.y_train), dtype=torch.long)
+    for e in range(epochs):
+        run.refill_queue()
+        for j, i in enumerate(run.queue):
+            out[e, run.samples(i).cpu()] = j
+        run.queue = []
+    return out
+
+
+def partition_figure(cfg, data, epochs=3):
     """Chapter 1: when each sample is trained within each epoch, for the fixed partition (batches keep
     their samples, only their order changes) and for reshuffled batches (new batches every epoch).
 
-    Both follow `train()`'s own draws. Columns are samples, sorted by when epoch 1 trains them."""
+    cfg: an Algorithm-1 RunConfig. Both panels come from the loop itself: `train.start` builds the run
+    (its partition drawn from the run's generator, as `train()` draws it; it also seeds torch's global
+    generator with cfg.seed, as `train()` does) and `when_trained` reads its queue. Columns are samples,
+    sorted by when epoch 1 trains them."""
     import torch
-
-    from .batches import make_partition
-
-    def steps(order):
-        gen = torch.Generator().manual_seed(seed)
-        fixed = make_partition(n_samples, batch_size, gen)  # (N batches of (B,) indices)
-        out = torch.empty(epochs, n_samples, dtype=torch.long)  # (E, n) back-prop within the epoch
-        for e in range(epochs):
-            if order == "fixed":
-                batches = [fixed[i] for i in torch.randperm(len(fixed), generator=gen).tolist()]
-            else:
-                batches = make_partition(n_samples, batch_size, gen)
-            for j, idx in enumerate(batches):
-                out[e, idx] = j
-        return out
 
     fig, axes = plt.subplots(2, 1, figsize=(10, 1.1 * epochs + 2.2), sharex=True)
     for ax, order, name in zip(axes, ("fixed", "shuffled"), ("fixed partition, batch order reshuffled",
                                                                "samples reshuffled into new batches")):
-        s = steps(order)
+        s = when_trained(start(replace(cfg, order=order), data), epochs)
         s = s[:, torch.argsort(s[0], stable=True)]
         im = ax.imshow(s.numpy(), aspect="auto", interpolation="nearest", cmap="viridis")
         ax.set_yticks(range(epochs), [f"epoch {e + 1}" for e in range(epochs)])
-        ax.set_title(f"{name} (B = {batch_size})")
+        ax.set_title(f"{name} (B = {cfg.batch_size})")
         fig.colorbar(im, ax=ax, label="back-prop within the epoch")
-    axes[-1].set_xlabel(f"training samples (all {n_samples}), sorted by when epoch 1 trains them")
+    axes[-1].set_xlabel(f"training samples (all {len(data.y_train)}), sorted by when epoch 1 trains them")
     fig.tight_layout()
     return fig
 
@@ -196,53 +227,63 @@ def stale_scatter(ledger_loss, fresh_loss, staleness, ax=None, title="Stale loss
     return ax.figure
 
 
-def per_sample_strips(groups, ax=None, title="Per-sample losses inside batches"):
-    """Chapter 2: {name: (B,) per-sample losses} as strips, with each batch's mean marked."""
+def per_sample_strips(groups, ax=None, title="Per-sample losses inside batches", floor=1e-4):
+    """Chapter 2: {name: (B,) per-sample losses} as strips, with each batch's mean marked.
+
+    A log axis cannot show a loss of (nearly) 0: losses below `floor` are drawn at `floor` as
+    open triangles (◁), and the x label counts them."""
     import torch
 
     if ax is None:
         fig, ax = plt.subplots(figsize=(7, 3.5))
     gen = torch.Generator().manual_seed(0)
+    clamped = 0
     for y, (name, v) in enumerate(groups.items()):
         v = torch.as_tensor(v, dtype=torch.float64)
         jitter = (torch.rand(len(v), generator=gen) - 0.5) * 0.3
-        ax.scatter(v.clamp_min(1e-4), y + jitter, s=14, alpha=0.7)
+        low = v < floor
+        clamped += int(low.sum())
+        (dots,) = ax.plot(v[~low], (y + jitter)[~low], "o", ms=4, alpha=0.7)
+        ax.plot([floor] * int(low.sum()), (y + jitter)[low], "<", ms=6, mfc="none", color=dots.get_color())
         ax.plot([float(v.mean())] * 2, [y - 0.3, y + 0.3], color="black", lw=2)
     ax.set_yticks(range(len(groups)), list(groups))
     ax.set_xscale("log")
-    ax.set_xlabel("per-sample loss (cross-entropy, log); black bar: the batch's loss (the mean)")
+    ax.set_xlabel("per-sample loss (cross-entropy, log); black bar: the batch's loss (the mean)"
+                  + (f"\n◁: {clamped} losses below {floor:g}, drawn at {floor:g}" if clamped else ""))
     ax.set_title(title)
     ax.grid(alpha=0.3, axis="x")
     return ax.figure
 
 
-def visits_histogram(counts, ax=None, title="Visits per batch"):
-    """Chapter 3: how many batches were trained how many times; the starved (≤ 1 visit: the warm-up
-    only) in red."""
+def visits_histogram(ledger, ax=None, title="Visits per batch"):
+    """Chapter 3: how many batches of a run's `Ledger` were trained how many times; the starved
+    (`Ledger.starved`: trained in the warm-up only) in red."""
     import torch
 
-    counts = torch.as_tensor(counts)
+    counts, starved = ledger.train_count.cpu(), ledger.starved().cpu()
     if ax is None:
         fig, ax = plt.subplots(figsize=(5, 3.5))
     values = torch.bincount(counts, minlength=2)  # values[v] = batches trained v times
-    colors = ["tab:red" if v <= 1 else "tab:blue" for v in range(len(values))]
+    red = set(counts[starved].tolist())  # the visit counts of starved batches
+    colors = ["tab:red" if v in red else "tab:blue" for v in range(len(values))]
     ax.bar(range(len(values)), values.numpy(), color=colors, width=0.85)
     ax.set_xlabel("times a batch was trained (back-props on it)")
     ax.set_ylabel("number of batches")
-    ax.set_title(f"{title}: {int((counts <= 1).sum())} starved (red)")
+    ax.set_title(f"{title}: {int(starved.sum())} starved (red)")
     ax.grid(alpha=0.3, axis="y")
     return ax.figure
 
 
-def selection_figure(trace, n_batches, k, counts, title=None):
+def selection_figure(trace, n_batches, k, title=None):
     """Chapter 3: (1) the warm-up ledger sorted, the k batches round 1 trained in orange; (2) which
-    batches every round trained, columns sorted by warm-up loss; (3) visits per batch."""
-    import torch
+    batches every round trained, columns sorted by warm-up loss; (3) visits per batch.
+
+    trace: the run's `widgets.LedgerTrace`; the ledgers are rebuilt from it (`LedgerTrace.ledger`)."""
     from matplotlib.ticker import MaxNLocator
 
-    warm = torch.full((n_batches,), float("nan"))
-    warm[torch.tensor(trace.batches[:n_batches])] = trace.losses[:n_batches]  # (N,) the ledger after the warm-up
-    order = torch.sort(warm, descending=True, stable=True).indices  # hardest first
+    warm_ledger = trace.ledger(n_batches, n_batches)  # the ledger after the warm-up pass
+    warm = warm_ledger.loss  # (N,)
+    order = hardest(warm_ledger, n_batches)  # every batch, hardest first
     first = set(trace.batches[n_batches:n_batches + k])  # what round 1 trained
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), gridspec_kw={"width_ratios": [1.2, 1.2, 1]})
     ax = axes[0]
@@ -258,7 +299,7 @@ def selection_figure(trace, n_batches, k, counts, title=None):
     ax.set_xlabel("batches, sorted by warm-up loss (hardest left)")
     ax.set_ylabel("round (0 = warm-up pass)")
     ax.set_title("black: trained in that round")
-    visits_histogram(counts, ax=axes[2])
+    visits_histogram(trace.ledger(n_batches), ax=axes[2])
     axes[2].yaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
@@ -308,14 +349,14 @@ def rounds_vs_epochs(records, key="test_acc"):
     rounds, the warm-up counted as one) and equivalent epochs. Only the second compares equal work."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
     names = {"test_acc": "test top-1 (%)", "train_loss": "train loss (cross-entropy, eval mode)"}
-    for arm, runs in group(records).items():
+    for arm, runs in sorted(group(records).items(), key=lambda kv: arms.sort_key(dict(kv[0]))):
         a = dict(arm)
         N, k = runs[0]["n_batches"], runs[0]["k"]
         hist = runs[0]["history"]
         mean = [sum(r["history"][i][key] for r in runs) / len(runs) for i in range(len(hist))]
         eq = [h["epoch"] for h in hist]
         it = eq if a["method"] == "minibatch" else [0.0] + [1 + (h["backprops"] - N) / k for h in hist[1:]]
-        style = {"color": "black", "lw": 2.5} if a["method"] == "minibatch" else {}
+        style = {"color": arm_color(arm), "lw": 2.5 if arms.is_baseline(a) else 1.5}
         axes[0].plot(it, mean, ".-", label=arm_label(arm), **style)
         axes[1].plot(eq, mean, ".-", label=arm_label(arm), **style)
     axes[0].set_xlabel("iterations: epochs of Algorithm 1, rounds of Algorithm 2")

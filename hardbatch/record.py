@@ -1,22 +1,35 @@
-"""The run record: one JSON file per run, written atomically, checked against a schema.
+"""The run record: one JSON file per run, written atomically, checked in full when read.
 
 A record holds everything a table or figure needs (METHOD.md lists the keys), so sweeps and
 reports never re-run anything. Files are written to a temporary name and renamed into place,
-so a killed process leaves either the old file or the new one, never half of one.
+so a killed process leaves either the old file or the new one, never half of one; a path that
+is not a regular file (a device, a named pipe, a folder) is never replaced.
+
+Every record read goes through `load_record`, and every record written through `save_record`:
+one validation (`validate_record`) checks every field's type and range, the history entry by
+entry, and that a complete run holds only finite numbers. A file that fails it is refused with
+its name and why: `report` lists and skips it, `sweep` runs it again.
 """
 import json
 import math
+import numbers
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 CONFIG_KEYS = ("method", "delta", "epochs", "batch_size", "lr", "momentum", "weight_decay", "seed",
                "model", "dataset", "image_size", "device")
-HISTORY_KEYS = ("epoch", "backprops", "train_loss", "test_loss", "test_acc", "wall_s")
-RECORD_KEYS = {"config": dict, "n_batches": int, "k": int, "rounds": int, "backprops": int,
-               "batch_train_counts": list, "history": list, "time_per_backprop_s": (int, float),
-               "version": str, "status": str}
+HISTORY_KEYS = ("epoch", "backprops", "train_loss", "train_acc", "test_loss", "test_acc", "backprop_loss",
+                "train_s", "wall_s")
+HISTORY_OPTIONAL = ("eval_s",)  # added in 0.1.0's last weeks; checked when present
+RECORD_KEYS = {"config": dict, "status": str, "n_train": int, "n_test": int, "n_batches": int, "k": int,
+               "rounds": int, "backprops": int, "batch_train_counts": list, "final_ledger_loss": list,
+               "history": list, "time_per_backprop_s": numbers.Real, "version": str, "torch": str}
+RECORD_OPTIONAL = {"n_train_eval": int, "sweep": dict}
 STATUSES = ("complete", "diverged")
+MAX_RECORD_BYTES = 64 * 2**20  # a record of 100 epochs and 50 000 batches is ~2 MB
+MAX_DEPTH = 4  # record -> history -> entry -> value; anything deeper is not a record
 
 
 TIMING_KEYS = ("time_per_backprop_s", "train_s", "eval_s", "wall_s")  # the only fields that differ between identical runs
@@ -32,25 +45,214 @@ def without_timing(x):
     return x
 
 
-def atomic_write(path, data):
-    """Write bytes or str to `path` through a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
+# ---------------------------------------------------------------- files
+
+def file_kind(mode):
+    """What a stat mode is, in words (for messages)."""
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISREG, "a regular file"))
+    return next((word for test, word in kinds if test(mode)), "a special file")
+
+
+def check_not_special(path):
+    """ValueError if `path` exists and is not a regular file: hardbatch reads and replaces regular files only
+    (replacing a device would destroy it; opening a named pipe would wait forever)."""
     try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):  # missing (fine), or a path the OS refuses: the real operation will say
+        return
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{path} is {file_kind(mode)}, not a regular file; give the name of a regular file")
+
+
+def atomic_write(path, data):
+    """Write bytes or str to `path` through a temporary file in the same folder and os.replace.
+
+    Refuses (ValueError) a path that exists and is not a regular file; an OSError (a full disk, no
+    permission) names `path`."""
+    path = Path(path)
+    check_not_special(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        umask = os.umask(0)
+        os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes owner-only files; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
+        check_not_special(path)  # it may have appeared while we wrote
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename in (None, tmp):  # e.g. [Errno 28] without a file name
+            raise OSError(e.errno, f"{e.strerror or e} (writing {path})", str(path)) from e
         raise
 
+
+def open_regular(path):
+    """`path` opened for binary reading if it is a regular file; ValueError naming it if it is not.
+
+    A special file is never read (a named pipe would block): checked before opening, and again on the
+    open file, which is opened non-blocking in case it was swapped in between. OSError if it cannot
+    be opened."""
+    check_not_special(path)
+    f = os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb")
+    mode = os.fstat(f.fileno()).st_mode
+    if not stat.S_ISREG(mode):
+        f.close()
+        raise ValueError(f"{path} is {file_kind(mode)}, not a regular file")
+    return f
+
+
+def read_bytes(path, limit, what="file"):
+    """The bytes of a regular file of at most `limit` bytes; ValueError naming `path` otherwise."""
+    try:
+        with open_regular(path) as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise ValueError(f"{path}: not a readable {what} ({e.strerror or e})") from None
+    if len(data) > limit:
+        raise ValueError(f"{path}: larger than {limit // 2**20} MB, not a {what}")
+    return data
+
+
+def _no_constants(name):
+    raise ValueError(f"{name} is not valid JSON (hardbatch writes null for a non-finite number)")
+
+
+def _depth_over(x, limit):
+    """True if lists and objects nest deeper than `limit` (iterative: no recursion limit to hit)."""
+    stack = [(x, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth >= limit:
+                return True
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return False
+
+
+# ---------------------------------------------------------------- the schema
+
+def _is_int(x):
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x):
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _int(value, where, low=0, high=None):
+    if not _is_int(value) or value < low or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"from {low} to {high}"
+        raise ValueError(f"{where} must be an integer {allowed}, got {_short(value)}")
+    return value
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _metric(value, where, null_ok, low=None, high=None):
+    """A finite number in [low, high], or None where null_ok (a non-finite loss of a diverged run)."""
+    if value is None and null_ok:
+        return
+    if not _is_number(value) or (low is not None and value < low) or (high is not None and value > high):
+        bounds = "" if low is None else f" in [{low}, {high}]" if high is not None else f" >= {low}"
+        raise ValueError(f"{where} must be a finite number{bounds}{' or null' if null_ok else ''}, "
+                         f"got {_short(value)}")
+
+
+def check_history(history, n_batches, complete):
+    """Raise ValueError unless `history` is a list of entries for equivalent epochs 0, 1, ... whose metrics
+    are finite numbers (None allowed only for the losses of a run that is not complete, and for the
+    back-prop loss of epoch 0, which has none). Shared by records and checkpoints."""
+    if not isinstance(history, list) or not history:
+        raise ValueError(f"history must be a non-empty list of objects, got {_short(history)}")
+    for e, entry in enumerate(history):
+        where = f"history entry {e}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where} must be an object, got {type(entry).__name__}")
+        missing = [k for k in HISTORY_KEYS if k not in entry]
+        if missing:
+            raise ValueError(f"{where} lacks {missing}")
+        _int(entry["epoch"], f"{where}: epoch", e, e)
+        _int(entry["backprops"], f"{where}: backprops", e * n_batches, e * n_batches)
+        for key in ("train_loss", "test_loss"):
+            _metric(entry[key], f"{where}: {key}", null_ok=not complete, low=0)
+        _metric(entry["backprop_loss"], f"{where}: backprop_loss", null_ok=e == 0 or not complete, low=0)
+        for key in ("train_acc", "test_acc"):
+            _metric(entry[key], f"{where}: {key}", null_ok=False, low=0, high=100)
+        for key in ("train_s", "wall_s") + tuple(k for k in HISTORY_OPTIONAL if k in entry):
+            _metric(entry[key], f"{where}: {key}", null_ok=False, low=0)
+    return history
+
+
+def _check_config(config):
+    """Every config field by RunConfig's own check (the model name by its type only, so a record made
+    with another timm version stays readable)."""
+    from .config import RunConfig
+
+    missing = [k for k in CONFIG_KEYS if k not in config]
+    if missing:
+        raise ValueError(f"run record config lacks {missing}")
+    if not isinstance(config["model"], str) or not config["model"]:
+        raise ValueError(f"run record config: model must be a model name, got {_short(config['model'])}")
+    try:
+        RunConfig.from_dict({**config, "model": "small_cnn"})
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"run record config: {e}") from None
+
+
+def validate_record(record):
+    """Raise ValueError naming the first thing that does not match the schema; return the record."""
+    if not isinstance(record, dict):
+        raise ValueError(f"a run record must be a JSON object, got {type(record).__name__}")
+    if _depth_over(record, MAX_DEPTH):
+        raise ValueError(f"run record nests lists and objects deeper than {MAX_DEPTH} levels")
+    for key, kind in {**RECORD_KEYS, **RECORD_OPTIONAL}.items():
+        if key not in record:
+            if key in RECORD_OPTIONAL:
+                continue
+            raise ValueError(f"run record lacks the key {key!r}")
+        if not isinstance(record[key], kind) or isinstance(record[key], bool):
+            raise ValueError(f"run record key {key!r} should be {getattr(kind, '__name__', kind)}, "
+                             f"got {type(record[key]).__name__}")
+    _check_config(record["config"])
+    if record["status"] not in STATUSES:
+        raise ValueError(f"run record status {record['status']!r} is not one of {STATUSES}")
+    complete = record["status"] == "complete"
+    N, E = _int(record["n_batches"], "n_batches", 1), record["config"]["epochs"]
+    _int(record["k"], "k", 1, N)
+    _int(record["backprops"], "backprops", 0, N * E)
+    _int(record["rounds"], "rounds", 0, record["backprops"])
+    n_train = _int(record["n_train"], "n_train", 1)
+    _int(record["n_test"], "n_test", 1)
+    if "n_train_eval" in record:
+        _int(record["n_train_eval"], "n_train_eval", 1, n_train)
+    _metric(record["time_per_backprop_s"], "time_per_backprop_s", null_ok=False, low=0)
+    if complete and record["backprops"] != N * E:
+        raise ValueError("a complete record must have spent exactly N*E back-props")
+    counts, ledger = record["batch_train_counts"], record["final_ledger_loss"]
+    if len(counts) != N or not all(_is_int(c) and c >= 0 for c in counts) or sum(counts) != record["backprops"]:
+        raise ValueError("batch_train_counts must have n_batches entries, integers >= 0 summing to backprops")
+    if len(ledger) != N or not all(_is_number(x) if complete else (x is None or _is_number(x)) for x in ledger):
+        raise ValueError(f"final_ledger_loss must have n_batches entries, finite numbers"
+                         f"{'' if complete else ' or null'}")
+    if "sweep" in record and not isinstance(record["sweep"].get("name"), str):
+        raise ValueError("run record key 'sweep' must hold the run's name")
+    if len(record["history"]) != record["backprops"] // N + 1:
+        raise ValueError("a record has one history entry per equivalent epoch it reached, plus epoch 0")
+    check_history(record["history"], N, complete)
+    return record
+
+
+# ---------------------------------------------------------------- save and load
 
 def _clean(x):
     """JSON has no NaN: write non-finite floats as null."""
@@ -64,45 +266,23 @@ def _clean(x):
 
 
 def save_record(record, path):
-    validate_record(record)
-    atomic_write(path, json.dumps(_clean(record), indent=1) + "\n")
-
-
-def validate_record(record):
-    """Raise ValueError naming the first thing that does not match the schema."""
-    if not isinstance(record, dict):
-        raise ValueError(f"a run record must be a JSON object, got {type(record).__name__}")
-    for key, kind in RECORD_KEYS.items():
-        if key not in record:
-            raise ValueError(f"run record lacks the key {key!r}")
-        if not isinstance(record[key], kind) or isinstance(record[key], bool):
-            raise ValueError(f"run record key {key!r} should be {kind}, got {type(record[key]).__name__}")
-    missing = [k for k in CONFIG_KEYS if k not in record["config"]]
-    if missing:
-        raise ValueError(f"run record config lacks {missing}")
-    if record["status"] not in STATUSES:
-        raise ValueError(f"run record status {record['status']!r} is not one of {STATUSES}")
-    if len(record["batch_train_counts"]) != record["n_batches"]:
-        raise ValueError("batch_train_counts must have n_batches entries")
-    for entry in record["history"]:
-        missing = [k for k in HISTORY_KEYS if k not in entry]
-        if missing:
-            raise ValueError(f"history entry {entry.get('epoch')} lacks {missing}")
-    if record["status"] == "complete":
-        if record["backprops"] != record["n_batches"] * record["config"]["epochs"]:
-            raise ValueError("a complete record must have spent exactly N*E back-props")
-        if len(record["history"]) != record["config"]["epochs"] + 1:
-            raise ValueError("a complete record has one history entry per equivalent epoch, plus epoch 0")
-    return record
+    """Validate the record as it will be read back (non-finite numbers as null), then write it atomically."""
+    clean = _clean(record)
+    validate_record(clean)
+    atomic_write(path, json.dumps(clean, indent=1) + "\n")
 
 
 def load_record(path):
-    """Read and validate a record; a partial or corrupt file raises ValueError."""
+    """Read and validate a record; anything else (partial, corrupt, special file, too large or too deeply
+    nested, a field of the wrong type) raises ValueError starting with the path."""
+    data = read_bytes(path, MAX_RECORD_BYTES, "run record")
     try:
-        record = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not a readable run record ({e})") from e
+        record = json.loads(data.decode("utf-8"), parse_constant=_no_constants)
+    except RecursionError:
+        raise ValueError(f"{path}: not a readable run record (nested too deeply)") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, NaN, an integer of > 4300 digits
+        raise ValueError(f"{path}: not a readable run record ({str(e)[:200]})") from None
     try:
         return validate_record(record)
     except ValueError as e:
-        raise ValueError(f"{path}: {e}") from e
+        raise ValueError(f"{path}: {e}") from None

@@ -1,87 +1,245 @@
-"""From run records to the paper's tables: group runs by arm, average over seeds, compare.
+"""From run records to tables a reader can trust: arms over seeds, compared seed by seed.
 
-An *arm* is everything in a config but the seed. Rows follow the paper's Table 3: train and
-test top-1 (mean ± 95 % CI over seeds) at the end of the budget, e and Δe. Here e is the
-first equivalent epoch at which the arm's mean train loss reaches the baseline's converged
-level (`metrics.convergence_epoch` of the baseline's mean curve), so every arm is measured
-against the same target; the baseline's own e is its convergence epoch.
+Runs are grouped into blocks (`arms.block`: the same data, model and settings) and, within a block,
+into arms (`arms.arm`: the same settings but the seed). Arms that share a seed share their initial
+weights, partition and warm-up pass, so every comparison is **paired**: per-seed differences, then
+their mean ± 95 % t-interval (`metrics.paired_ci`). An interval that excludes 0 is a finding (bold in
+tables); one that does not is noise, and the verdict says so in words.
+
+Each row says: how many seeds, how many converged (`metrics.converged` on the run's own train loss),
+final test top-1 and its paired differences to Algorithm 1 and to the random control at the same δ,
+e (the interpolated equivalent epoch at which the train loss first reaches the baseline's converged
+level, seed by seed; printed only when every run converged), Δe in both conventions (ours and the
+paper's), and the wall-clock view: time per back-prop against Algorithm 1's, training seconds to
+the target, and test top-1 against Algorithm 1's at equal training seconds. Diverged runs are
+counted, never averaged in. docs/method.md states every definition.
 """
-from collections import defaultdict
+import math
+from collections import Counter, defaultdict
 
-from . import arms as arms_
-from .metrics import convergence_epoch, delta_e, epochs_to_target, mean_ci, mean_curve
+from . import arms
+from .metrics import converged, delta_e, excludes_zero, mean_ci, paired_ci, target_level, time_to_target, value_at
+
+TOL, TAIL = 0.05, 0.2  # converged: the last 20 % of the epochs lower the train loss by < 5 % of its total drop
 
 
 def arm_of(record):
     """The arm of a record (see arms.py)."""
-    return arms_.arm(record["config"])
+    return arms.arm(record["config"])
 
 
 def arm_label(arm):
     """An arm's name, from its key or a record's config."""
-    return arms_.label(dict(arm))
+    return arms.label(dict(arm))
 
 
 def group(records):
-    """{arm: [records of that arm]}; diverged runs are kept apart and never averaged in."""
-    arms = defaultdict(list)
+    """{arm: [complete records of that arm]}; diverged runs are kept apart and never averaged in."""
+    out = defaultdict(list)
     for r in records:
         if r.get("status", "complete") == "complete":
-            arms[arm_of(r)].append(r)
-    return dict(arms)
+            out[arm_of(r)].append(r)
+    return dict(out)
 
 
-def summarize(records, tol=0.05):
-    """One row per arm (baseline first), with the Table-3 columns and Δe against the baseline
-    of the same dataset/model/epochs/lr/schedule."""
-    arms = group(records)
-    diverged = defaultdict(int)
+def recipe(config):
+    """'paper' (constant lr, no augmentation: our reading of the paper), 'tuned' (cosine + augmentation), or what it is."""
+    sched, aug = config.get("lr_schedule", "constant"), bool(config.get("augment", False))
+    names = {("constant", False): "paper", ("cosine", True): "tuned"}
+    return names.get((sched, aug), f"{sched}{' + augment' if aug else ''}")
+
+
+def setting_label(config):
+    """What the runs of one block share, in words: 'paper, E=15, 14², B=128, lr=0.005, train loss on 10000 images'."""
+    c = {**arms.DEFAULTS, **config}
+    size = f"{c['image_size']}²" if c["image_size"] else "native size"
+    extra = "".join(f", {name} {c[key]:g}" for key, name, usual in (("momentum", "momentum", 0.9),
+                    ("weight_decay", "weight decay", 0.0)) if c[key] != usual)
+    extra += ", drop last" if c["drop_last"] else ""
+    extra += f", {c['subset']} training images" if c["subset"] else ""
+    extra += f", train loss on {c['train_eval_subset']} images" if c["train_eval_subset"] else ""
+    extra += f", tested on {c['test_subset']} images" if c["test_subset"] else ""
+    return f"{recipe(c)}, E={c['epochs']}, {size}, B={c['batch_size']}, lr={c['lr']:g}{extra}"
+
+
+def blocks(records):
+    """{block: records}: the runs that one table block, one figure and one set of comparisons share."""
+    out = defaultdict(list)
     for r in records:
-        if r.get("status", "complete") != "complete":
+        out[arms.block(r["config"])].append(r)
+    return dict(sorted(out.items(), key=lambda kv: (kv[1][0]["config"]["dataset"], kv[1][0]["config"]["model"],
+                                                    setting_label(kv[1][0]["config"]))))
+
+
+# ---------------------------------------------------------------- per run, then per arm
+
+def _curve(r, key):
+    return [h[key] for h in r["history"]]
+
+
+def _per_seed(runs, targets, tol, tail):
+    """Per-seed numbers of one arm: {name: {seed: value}} (a seed is absent where a value does not exist)."""
+    out = defaultdict(dict)
+    for s, r in runs.items():
+        loss, secs = _curve(r, "train_loss"), _curve(r, "train_s")
+        out["acc"][s] = r["history"][-1]["test_acc"]
+        out["train_acc"][s] = r["history"][-1]["train_acc"]
+        out["dt"][s] = r["time_per_backprop_s"]
+        out["total_s"][s] = secs[-1]
+        if converged(loss, tol, tail):
+            out["converged"][s] = True
+            if s in targets:
+                for name, xs in (("e", range(len(loss))), ("secs", secs)):
+                    value = time_to_target(xs, loss, targets[s])
+                    if value is not None:
+                        out[name][s] = value
+    return out
+
+
+def _all_or_none(values, n):
+    """mean ± CI when every one of the n seeds has a value, else None."""
+    return mean_ci(list(values.values())) if values and len(values) == n else None
+
+
+def _at_equal_time(run, base):
+    """Test top-1 of run minus base's, both read at the training seconds the shorter of the two spent."""
+    t = min(run["history"][-1]["train_s"], base["history"][-1]["train_s"])
+    return (value_at(_curve(run, "train_s"), _curve(run, "test_acc"), t)
+            - value_at(_curve(base, "train_s"), _curve(base, "test_acc"), t))
+
+
+def _block_rows(recs, tol, tail):
+    by_arm, diverged = defaultdict(dict), Counter()
+    for r in recs:
+        if r.get("status", "complete") == "complete":
+            by_arm[arm_of(r)][r["config"]["seed"]] = r
+        else:
             diverged[arm_of(r)] += 1
+    base_arm = arms.baseline_arm(recs[0]["config"])
+    base_runs = by_arm.get(base_arm, {})
+    targets = {s: target_level(_curve(r, "train_loss"), tol) for s, r in base_runs.items()
+               if converged(_curve(r, "train_loss"), tol, tail)}
+    stats = {arm: _per_seed(runs, targets, tol, tail) for arm, runs in by_arm.items()}
+    base = stats.get(base_arm)
     rows = []
-    for arm, runs in arms.items():
-        a = dict(arm)
-        train_curve = mean_curve(runs, "train_loss")
-        rows.append({**a, "arm": arm, "label": arm_label(arm), "seeds": len(runs), "diverged": diverged.get(arm, 0),
-                     "train_acc": mean_ci([r["history"][-1]["train_acc"] for r in runs]),
-                     "test_acc": mean_ci([r["history"][-1]["test_acc"] for r in runs]),
-                     "train_loss": mean_ci([r["history"][-1]["train_loss"] for r in runs]),
-                     "time_per_backprop_s": mean_ci([r["time_per_backprop_s"] for r in runs]),
-                     "_curve": train_curve.tolist()})
-    for row in rows:
-        base = _baseline_for(row, rows)
-        if base is None:
-            row["e"] = row["delta_e"] = None
-            continue
-        curve = base["_curve"]
-        e_base = convergence_epoch(curve, tol)
-        target = curve[e_base]
-        row["e"] = e_base if row is base else epochs_to_target(row["_curve"], target)
-        row["delta_e"] = None if row is base else delta_e(e_base, row["e"])
-    rows.sort(key=lambda r: (r["dataset"], r["model"], arms_.sort_key(dict(r["arm"]))))
+    for arm in sorted(set(by_arm) | set(diverged), key=lambda a: arms.sort_key(dict(a))):
+        runs, st, a = by_arm.get(arm, {}), stats.get(arm, {}), dict(arm)
+        n = len(runs)
+        control = arms.arm({**a, "select": "random"}) if a["method"] == "hardbatch" else None
+        ctrl = stats.get(control) if control != arm else None
+        is_base = arm == base_arm
+        row = {"dataset": a["dataset"], "model": a["model"], "setting": setting_label(a), "arm": arm,
+               "label": arm_label(arm), "method": a["method"], "select": a.get("select"), "delta": a.get("delta"),
+               "baseline": is_base, "seeds": n, "diverged": diverged[arm],
+               "converged": len(st.get("converged", {})),
+               "test_acc": mean_ci(st["acc"].values()) if n else None,
+               "train_acc": mean_ci(st["train_acc"].values()) if n else None,
+               "vs_baseline": None if is_base or not base or not n else paired_ci(st["acc"], base["acc"]),
+               "vs_random": None if not ctrl or not n else paired_ci(st["acc"], ctrl["acc"]),
+               "e": _all_or_none(st.get("e"), n), "secs_to_target": _all_or_none(st.get("secs"), n),
+               "de_ours": None, "de_paper": None, "time_ratio": None, "equal_time_vs_baseline": None}
+        if n and len(st.get("converged", {})) < n:
+            row["e_note"] = f"not converged ({len(st.get('converged', {}))}/{n})"
+        elif n and not targets:
+            row["e_note"] = "baseline not converged"
+        elif n and row["e"] is None:
+            row["e_note"] = "target not reached"
+        if base and not is_base and n:
+            if row["e"] is not None and base.get("e") and len(base["e"]) == len(base_runs):
+                for conv in ("ours", "paper"):
+                    per = {s: delta_e(base["e"][s], st["e"][s], conv) for s in st["e"] if s in base["e"]}
+                    per = {s: v for s, v in per.items() if v is not None}
+                    row[f"de_{conv}"] = mean_ci(per.values()) + (len(per),) if len(per) == n else None
+            ratios = {s: st["dt"][s] / base["dt"][s] for s in st["dt"] if s in base["dt"] and base["dt"][s] > 0}
+            row["time_ratio"] = mean_ci(ratios.values()) + (len(ratios),) if ratios else None
+            equal = {s: _at_equal_time(runs[s], base_runs[s]) for s in runs if s in base_runs}
+            row["equal_time_vs_baseline"] = mean_ci(equal.values()) + (len(equal),) if equal else None
+        rows.append(row)
     return rows
 
 
-def _baseline_for(row, rows):
-    base = arms_.baseline_arm(dict(row["arm"]))
-    return next((cand for cand in rows if cand["arm"] == base), None)
+def summarize(records, tol=TOL, tail=TAIL):
+    """One row per arm of every block (baseline first), with the columns described at the top."""
+    return [row for recs in blocks(records).values() for row in _block_rows(recs, tol, tail)]
 
 
-def _pm(mc, digits=1):
-    mean, half = mc
-    return f"{mean:.{digits}f}" if half != half else f"{mean:.{digits}f} ± {half:.{digits}f}"
+# ---------------------------------------------------------------- words and Markdown
+
+def _pm(mc, digits=1, sign=False):
+    """'mean ± half' ('mean (1 seed)' without an interval); bold when a paired difference excludes 0."""
+    if mc is None:
+        return "-"
+    mean, half = mc[0], mc[1]
+    text = f"{mean:+.{digits}f}" if sign else f"{mean:.{digits}f}"
+    if not math.isfinite(half):
+        return f"{text} (1 seed)"
+    text += f" ± {half:.{digits}f}"
+    return f"**{text}**" if sign and excludes_zero(mc) else text
+
+
+COLUMNS = ("arm", "seeds", "converged", "test top-1 (%)", "− Algorithm 1 (points)", "− random, same δ (points)",
+           "e (epochs)", "Δe ours (%)", "Δe paper's (%)", "Δt ÷ Algorithm 1's", "training s to target",
+           "top-1 − Algorithm 1's at equal training s")
 
 
 def to_markdown(rows):
-    """The Table-3 shape as a Markdown table; a `diverged` column appears when any run diverged."""
-    show_diverged = any(r["diverged"] for r in rows)
-    extra = (" diverged |", "---|") if show_diverged else ("", "")
-    lines = ["| data | model | arm | seeds | train top-1 (%) | test top-1 (%) | e | Δe (%) |" + extra[0],
-             "|---|---|---|---|---|---|---|---|" + extra[1]]
+    """One Markdown table per block, headed by what the block's runs share."""
+    out = []
+    for setting in dict.fromkeys((r["dataset"], r["model"], r["setting"]) for r in rows):
+        rs = [r for r in rows if (r["dataset"], r["model"], r["setting"]) == setting]
+        lines = [f"**{setting[1]} on {setting[0]}** ({setting[2]})", "",
+                 "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+        for r in rs:
+            e = _pm(r["e"], 2) if r["e"] is not None else r.get("e_note", "-")
+            ratio = "-" if r["time_ratio"] is None else f"{_pm(r['time_ratio'], 2)}×"
+            name = f"{r['label']} (baseline)" if r["baseline"] else r["label"]
+            diverged = f" (+{r['diverged']} diverged)" if r["diverged"] else ""
+            cells = [name, f"{r['seeds']}{diverged}", f"{r['converged']}/{r['seeds']}", _pm(r["test_acc"]),
+                     _pm(r["vs_baseline"], sign=True), _pm(r["vs_random"], sign=True), e,
+                     _pm(r["de_ours"], 1, sign=True), _pm(r["de_paper"], 1, sign=True), ratio,
+                     _pm(r["secs_to_target"], 0), _pm(r["equal_time_vs_baseline"], sign=True)]
+            lines.append("| " + " | ".join(cells) + " |")
+        out.append("\n".join(lines))
+    legend = ("Means ± 95 % t-intervals over seeds; differences are paired by seed (arms with one seed share "
+              "weights, partition and warm-up); **bold**: the interval excludes 0. e: the equivalent epoch "
+              "(interpolated) at which the train loss first reaches Algorithm 1's converged level of the same "
+              "seed, shown only when every run converged (the last 20 % of epochs lowered its train loss by "
+              "< 5 % of its total drop). Δe > 0: faster than Algorithm 1; ours = (e₁ − e)/e₁, the paper's = "
+              "(e₁ − e)/e. Δt: training time per back-prop.")
+    return "\n\n".join(out + [legend])
+
+
+def _finding(ci, unit="points", up="higher", down="lower"):
+    if ci is None:
+        return None
+    if not math.isfinite(ci[1]):
+        return f"{ci[0]:+.1f} {unit} from one seed: no interval, so no conclusion"
+    words = f"{up if ci[0] > 0 else down}: the 95 % interval excludes 0" if excludes_zero(ci) \
+        else "not distinguishable from 0"
+    return f"{ci[0]:+.1f} ± {ci[1]:.1f} {unit} over {ci[2]} paired seeds, {words}"
+
+
+def verdict(rows):
+    """Every comparison of every block in plain words, one line each, and how many could be chance."""
+    out, tests, block = [], 0, None
     for r in rows:
-        e = "not reached" if r["e"] is None and r["method"] != "minibatch" else r["e"]
-        de = "-" if r["delta_e"] is None else f"{'▲' if r['delta_e'] >= 0 else '▼'} {abs(r['delta_e']):.2f}"
-        lines.append(f"| {r['dataset']} | {r['model']} | {r['label']} | {r['seeds']} | {_pm(r['train_acc'])} "
-                     f"| {_pm(r['test_acc'])} | {e} | {de} |" + (f" {r['diverged']} |" if show_diverged else ""))
-    return "\n".join(lines)
+        if (r["model"], r["dataset"], r["setting"]) != block:
+            block = (r["model"], r["dataset"], r["setting"])
+            out.append(f"{r['model']} on {r['dataset']} ({r['setting']}):")
+        if r["baseline"]:
+            continue
+        for key, text in (("vs_baseline", f"{r['label']} − Algorithm 1, final test top-1"),
+                          ("vs_random", f"{r['select']} − random at δ={r['delta']:g}, final test top-1")):
+            if r[key] is not None:
+                out.append(f"  {text}: {_finding(r[key])}.")
+                tests += 1
+        if r["de_ours"] is not None:
+            out.append(f"  {r['label']}, epochs to Algorithm 1's converged train loss, Δe (ours): "
+                       f"{_finding(r['de_ours'], '%', up='faster', down='slower')}.")
+            tests += 1
+        elif r.get("e_note"):
+            out.append(f"  {r['label']}: no e ({r['e_note']}).")
+    if tests:
+        out.append(f"{tests} comparisons at 95 %: about {tests / 20:.1f} of them would exclude 0 by chance alone, "
+                   f"so one interval that excludes 0 is weak evidence on its own.")
+    return out

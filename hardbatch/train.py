@@ -52,9 +52,24 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
+EVAL_BYTES = 2**30  # the activations one evaluation chunk may hold at once (an estimate, see eval_chunk)
+EVAL_FLOATS_PER_PIXEL = 64  # a generous estimate of what a model holds per input pixel in inference (small_cnn: ~44)
+
+
+def eval_chunk(side):
+    """Images per evaluation chunk for images of `side`²: 1024, fewer for large images, so that one chunk's
+    activations stay within EVAL_BYTES (512² images: 16 per chunk, not 1024 needing ~16 GB). It depends on
+    the image size only, never on free memory, so a resumed run evaluates exactly as an uninterrupted one."""
+    return max(1, min(1024, EVAL_BYTES // (EVAL_FLOATS_PER_PIXEL * 4 * side * side)))
+
+
 @torch.inference_mode()
-def evaluate(model, x, y, data, cfg, batch_size=1024):
-    """Mean cross-entropy and top-1 (%) over (x, y) in eval mode, without gradient."""
+def evaluate(model, x, y, data, cfg, batch_size=None):
+    """Mean cross-entropy and top-1 (%) over (x, y) in eval mode, without gradient, in chunks of
+    `batch_size` images (default: eval_chunk of the image size)."""
+    if len(y) == 0:
+        raise ValueError("evaluate needs at least one image")
+    batch_size = batch_size or eval_chunk(cfg.image_size or max(x.shape[-2:]))
     model.eval()
     total_loss = torch.zeros((), device=x.device)
     correct = torch.zeros((), device=x.device)

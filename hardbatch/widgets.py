@@ -1,23 +1,91 @@
-"""Notebook helpers: what chapters 1–4 need beyond the core, and the `show` functions behind their sliders.
+"""Notebook helpers: what chapters 1–4 need beyond the core, and the live figures behind their sliders.
 
+- `Live` puts one figure under its controls and redraws that same figure when a control moves.
+  The first drawing is an ordinary cell output (text and a PNG), so it shows where no kernel runs
+  (nbval, GitHub); with a live kernel each move replaces it in place (IPython display ids). There is
+  never a second, frozen copy.
 - `LedgerTrace` is an `on_step` hook for `train()` that writes down every back-prop (which batch,
-  its loss), so a chapter can replay the ledger as it stood after any back-prop (chapters 2, 3).
-- `partition_of`, `batch_losses` and `sample_losses` recompute what `train()` does not keep: the
+  its loss), so a chapter can rebuild the `Ledger` as it stood after any back-prop (chapters 2, 3).
+- `partition_of`, `batch_losses` and `sample_losses` give what `train()` does not keep: the
   batches of a run, and fresh losses from a trained model (chapter 2's stale losses, hard samples).
-- Each `*_explorer` returns a `show(...)` for `ipywidgets.interact`. It redraws only from numbers
-  already computed (or, for the budget, from arithmetic), so moving a slider costs well under a
-  second on a laptop CPU. A notebook calls `show()` once plainly, so that it also runs headless.
-"""
-import math
+- Each `*_explorer` returns a `show(...)` that prints a line and returns a figure, for `Live`. It
+  draws only from numbers already computed (or, for the budget, from arithmetic), so moving a
+  slider costs well under a second on a laptop CPU.
 
+Everything here calls the core (`Ledger`, `selection`, `batches`, `budget`, `arms`, `train.start`)
+rather than recomputing it, so a figure shows what the package does.
+"""
+import contextlib
+import io
+import math
+from dataclasses import replace
+
+import ipywidgets
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from IPython.display import Image, Pretty, display
 
-from . import plots
-from .batches import make_partition
+from . import arms, plots
+from .batches import n_batches
 from .budget import k_for, plan, round_sizes
 from .data import preprocess
+from .ledger import Ledger
+from .selection import hardest
+from .train import start
+
+# ---------------------------------------------------------------- one live figure per widget
+
+
+class Live:
+    """A figure under its controls, redrawn in place whenever a control moves.
+
+    draw(**values) may print a few lines and returns a matplotlib Figure; `controls` are ipywidgets
+    (sliders, drop-downs) named like draw's arguments. Put `Live(...)` on the last line of a cell (or
+    `display` it): it shows the controls, the printed text and the figure as a PNG. Sliders redraw
+    when released, not at every pixel of a drag.
+    """
+
+    def __init__(self, draw, **controls):
+        self.draw, self.controls = draw, controls
+        self.handles = None  # (text, figure) display handles, once shown
+        for control in controls.values():
+            if "continuous_update" in control.keys:
+                control.continuous_update = False
+            control.observe(self.redraw, names="value")
+        self.text, self.png = self.render()
+
+    def values(self):
+        return {name: control.value for name, control in self.controls.items()}
+
+    def render(self):
+        """(printed text, PNG bytes) of draw at the controls' values; the figure is closed."""
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            fig = self.draw(**self.values())
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", bbox_inches="tight")
+        plt.close(fig)
+        return out.getvalue().rstrip("\n"), buf.getvalue()
+
+    def redraw(self, change=None):
+        """Draw again and replace the shown text and figure (called when a control moves)."""
+        try:
+            self.text, self.png = self.render()
+        except Exception as e:  # a callback's error would vanish into the kernel log: show it instead
+            plt.close("all")
+            self.text = f"{type(e).__name__}: {e}"
+        if self.handles is not None:
+            self.handles[0].update(Pretty(self.text))
+            self.handles[1].update(Image(self.png))
+
+    def _ipython_display_(self):
+        box = ipywidgets.HBox(list(self.controls.values()))
+        box.add_class("hardbatch-live")  # the browser test finds the controls by this class
+        bundle = box._repr_mimebundle_()  # the widget where a kernel runs, this text where none does
+        bundle["text/plain"] = "controls: " + ", ".join(f"{n} = {v}" for n, v in self.values().items())
+        display(bundle, raw=True)
+        self.handles = (display(Pretty(self.text), display_id=True), display(Image(self.png), display_id=True))
 
 
 # ---------------------------------------------------------------- recording and recomputing
@@ -46,16 +114,23 @@ class LedgerTrace:
         """(T,) the loss of every back-prop, on the CPU."""
         return torch.stack(self._losses).float().cpu() if self._losses else torch.zeros(0)
 
+    def ledger(self, n_batches, t=None):
+        """The run's `Ledger` after its first t back-props (all by default), rebuilt write by write."""
+        ledger = Ledger(n_batches)
+        for step, (b, loss) in enumerate(zip(self.batches[:t], self.losses[:t])):
+            ledger.write(b, loss, step)
+        return ledger
+
     def replay(self, n_batches):
-        """The ledger after every back-prop: (T+1, N) losses (nan: not yet written) and
-        (T+1, N) the back-prop that last wrote each entry (-1: never). Row t is after t back-props."""
-        T = len(self.batches)
-        loss = torch.full((T + 1, n_batches), math.nan)
-        last = torch.full((T + 1, n_batches), -1, dtype=torch.long)
-        for t, (b, value) in enumerate(zip(self.batches, self.losses.tolist())):
-            loss[t + 1], last[t + 1] = loss[t], last[t]
-            loss[t + 1, b], last[t + 1, b] = value, t
-        return loss, last
+        """The ledger after every back-prop: (T+1, N) losses (nan: not yet written) and (T+1, N) the
+        back-prop that last wrote each entry (-1: never). Row t is after t back-props."""
+        ledger = Ledger(n_batches)
+        loss, last = [ledger.loss.clone()], [ledger.last_scored.clone()]
+        for step, (b, value) in enumerate(zip(self.batches, self.losses)):
+            ledger.write(b, value, step)
+            loss.append(ledger.loss.clone())
+            last.append(ledger.last_scored.clone())
+        return torch.stack(loss), torch.stack(last)
 
     def rounds(self, n_batches, k):
         """(1 + ζ, N) bool: row 0 is the warm-up pass, row r the batches that round r trained."""
@@ -67,10 +142,9 @@ class LedgerTrace:
         return out
 
 
-def partition_of(cfg, n_train):
-    """The N batches `train(cfg)` uses on `n_train` samples (its first draw from a generator seeded
-    with cfg.seed). Valid for Algorithm 2 and for Algorithm 1 with order="fixed"."""
-    return make_partition(n_train, cfg.batch_size, torch.Generator().manual_seed(cfg.seed), cfg.drop_last)
+def partition_of(cfg, data):
+    """The N batches `train(cfg, data)` uses: the partition of the run `train.start` builds (on the CPU)."""
+    return [idx.cpu() for idx in start(cfg, data).partition]
 
 
 @torch.no_grad()
@@ -96,17 +170,19 @@ def batch_losses(model, data, partition, image_size=0):
 # ---------------------------------------------------------------- chapter 1: the partition
 
 
-def partition_explorer(n_samples, epochs=3, seed=0):
+def partition_explorer(cfg, data, epochs=3):
     """Chapter 1: `show(batch_size)` prints N and the budget and draws the fixed partition next to
-    reshuffled batches, over a few epochs."""
+    reshuffled batches over a few epochs, as `train(cfg, data)` at that batch size would draw them.
+
+    cfg: an Algorithm-1 RunConfig (its seed, threads and other settings are kept)."""
+    n = len(data.y_train)
 
     def show(batch_size=32):
-        N = math.ceil(n_samples / batch_size)
-        last = n_samples - (N - 1) * batch_size
-        print(f"B = {batch_size}: N = ceil({n_samples} / {batch_size}) = {N} mini-batches (the last holds {last} "
+        N = n_batches(n, batch_size, cfg.drop_last)
+        last = n - (N - 1) * batch_size
+        print(f"B = {batch_size}: N = ceil({n} / {batch_size}) = {N} mini-batches (the last holds {last} "
               f"samples); one epoch = {N} back-props, {epochs} epochs = {N * epochs} back-props")
-        plots.partition_figure(n_samples, batch_size, epochs, seed)
-        plt.show()
+        return plots.partition_figure(replace(cfg, batch_size=batch_size), data, epochs)
 
     return show
 
@@ -117,19 +193,18 @@ def partition_explorer(n_samples, epochs=3, seed=0):
 def ledger_explorer(trace, n_batches, k):
     """Chapter 2: `show(backprop)` draws the ledger as it stood after that many back-props: one bar
     per batch, coloured by how stale its loss is, the k a round would pick outlined."""
-    loss, last = trace.replay(n_batches)  # (T+1, N) each
     T = len(trace)
 
     def show(backprop=T):
         t = int(min(max(backprop, 0), T))
-        stale = torch.where(last[t] >= 0, t - last[t], torch.full_like(last[t], -1))  # updates since measured
-        written = int((last[t] >= 0).sum())
-        picked = torch.sort(torch.nan_to_num(loss[t], nan=-1.0), descending=True, stable=True).indices[:k]
+        ledger = trace.ledger(n_batches, t)
+        written = int((ledger.last_scored >= 0).sum())
+        full = written == n_batches
+        picked = hardest(ledger, k) if full else None  # the next round's choice, once every entry is written
         print(f"after back-prop {t} (equivalent epoch {t / n_batches:.2f}): {written} of {n_batches} entries "
-              f"written; the next round would train batches {sorted(picked.tolist()) if written == n_batches else '-'}")
-        plots.ledger_bars(loss[t], staleness=stale, selected=picked if written == n_batches else None,
-                          title=f"The ledger after back-prop {t} of {T}")
-        plt.show()
+              f"written; the next round would train batches {sorted(picked.tolist()) if full else '-'}")
+        return plots.ledger_bars(ledger.loss, staleness=ledger.staleness(t), selected=picked,
+                                 title=f"The ledger after back-prop {t} of {T}")
 
     return show
 
@@ -152,14 +227,14 @@ def selection_explorer(runs, make_run=None):
                 raise KeyError(f"no run at δ = {key}; made: {sorted(runs)}")
             runs[key] = make_run(key)
         record, trace = runs[key]
-        N, k = record["n_batches"], k_for(key, record["n_batches"])
-        counts = torch.tensor(record["batch_train_counts"])  # (N,)
-        starved = int((counts <= 1).sum())
+        N = record["n_batches"]
+        k = k_for(key, N)
+        starved = int(trace.ledger(N).starved().sum())
         print(f"δ = {key:.2f}: selected k = {k} of N = {N} batches per round; ζ = {record['rounds']} rounds "
               f"after the warm-up; {starved} of {N} batches starved (never trained after the warm-up)")
-        plots.selection_figure(trace, N, k, counts,
-                               title=f"δ = {key:.2f}: selected k = {k} of N = {N} batches, {record['rounds']} rounds")
-        plt.show()
+        return plots.selection_figure(trace, N, k,
+                                      title=f"δ = {key:.2f}: selected k = {k} of N = {N} batches, "
+                                            f"{record['rounds']} rounds")
 
     return show
 
@@ -172,12 +247,11 @@ def control_explorer(runs):
     def show(select="hardest"):
         record, trace = runs[select]
         N, k = record["n_batches"], record["k"]
-        counts = torch.tensor(record["batch_train_counts"])
-        print(f"{select}: k = {k} of N = {N} per round; {int((counts <= 1).sum())} starved batches; "
-              f"the most-trained batch ran {int(counts.max())} times; final test top-1 "
+        ledger = trace.ledger(N)
+        print(f"{select}: k = {k} of N = {N} per round; {int(ledger.starved().sum())} starved batches; "
+              f"the most-trained batch ran {int(ledger.train_count.max())} times; final test top-1 "
               f"{record['history'][-1]['test_acc']:.1f} %")
-        plots.selection_figure(trace, N, k, counts, title=f"{select} at δ = {record['config']['delta']:g}")
-        plt.show()
+        return plots.selection_figure(trace, N, k, title=f"{select} at δ = {record['config']['delta']:g}")
 
     return show
 
@@ -198,20 +272,20 @@ def budget_explorer():
         print(f"  ζ = ceil((E−1)·N / k) = {p['zeta']} rounds after the warm-up (the paper's (E−1)/δ = {p['paper_zeta']:.2f})")
         print(f"  last round trains {p['last_round']} batches" + ("" if p["last_round"] == p["k"] else " (truncated)"))
         print(f"  back-props: {N} (warm-up) + {sum(sizes)} (rounds) = {N + sum(sizes)} = N·E = {p['T']}")
-        plots.budget_figure(N, E, delta)
-        plt.show()
+        return plots.budget_figure(N, E, delta)
 
     return show
 
 
 def curves_explorer(records):
-    """Chapter 4: `show(delta)` draws Algorithm 1 and both Algorithm-2 arms (hardest, random) at one δ,
-    mean ± 95 % CI over seeds, from the runs already made."""
+    """Chapter 4: `show(delta)` draws Algorithm 1 and every Algorithm-2 arm at one δ (hardest and its
+    controls), mean ± 95 % CI over seeds, from the runs already made."""
 
     def show(delta=0.2):
-        chosen = [r for r in records if r["config"]["method"] == "minibatch"
-                  or abs(r["config"]["delta"] - delta) < 1e-9]
-        plots.curves(chosen, keys=("test_acc", "train_loss"), title=f"δ = {delta:g}: equal back-props")
-        plt.show()
+        chosen = [r for r in records if arms.is_baseline(r["config"])
+                  or (r["config"]["method"] == "hardbatch" and math.isclose(r["config"]["delta"], delta))]
+        shown = sorted({arms.arm(r["config"]): r["config"] for r in chosen}.values(), key=arms.sort_key)
+        print(f"δ = {delta:g}: " + ", ".join(arms.label(c) for c in shown))
+        return plots.curves(chosen, keys=("train_loss", "test_acc"), title=f"δ = {delta:g}: equal back-props")
 
     return show

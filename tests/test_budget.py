@@ -59,6 +59,13 @@ def test_zeta_is_the_papers_when_k_divides(data, N, E):
         assert budget.round_sizes(N, E, delta)[-1] == ((E - 1) * N) % k
 
 
+def test_zeta_differs_from_the_papers_when_delta_n_is_not_whole():
+    # N = 10, E = 3, δ = 0.25: δN = 2.5 rounds to k = 2 (to even), so ζ = ceil(20 / 2) = 10, not (E-1)/δ = 8.
+    assert budget.k_for(0.25, 10) == 2
+    assert budget.zeta(10, 3, 0.25) == 10 != (3 - 1) / 0.25 == 8
+    assert budget.plan(10, 3, 0.25)["paper_zeta"] == 8.0
+
+
 def test_hand_values():
     # N = 41 digits batches, E = 12, δ = 0.2: k = 8, (E-1)N = 451 = 56·8 + 3.
     assert budget.k_for(0.2, 41) == 8
@@ -70,7 +77,7 @@ def test_hand_values():
     assert budget.round_sizes(7, 1, 0.5) == [] and budget.zeta(7, 1, 0.5) == 0  # E = 1: the warm-up only
 
 
-@pytest.mark.parametrize("bad", [0, -0.1, 1.0001, float("nan"), float("inf"), "half", None])
+@pytest.mark.parametrize("bad", [0, -0.1, 1.0001, float("nan"), float("inf"), "half", "0.5", None, True])
 def test_bad_delta_is_refused_with_its_name(bad):
     with pytest.raises(ValueError, match="delta"):
         budget.k_for(bad, 10)

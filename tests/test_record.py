@@ -16,8 +16,9 @@ def a_record(N=3, E=2):
     config = {"method": "hardbatch", "delta": 0.5, "epochs": E, "batch_size": 4, "lr": 0.01, "momentum": 0.9,
               "weight_decay": 0.0, "seed": 0, "model": "small_cnn", "dataset": "digits", "image_size": 0,
               "device": "cpu"}
-    return {"config": config, "status": "complete", "n_batches": N, "k": 2, "rounds": 2, "backprops": N * E,
-            "batch_train_counts": [2, 2, 2], "history": history, "time_per_backprop_s": 0.001, "version": "0.1.0"}
+    return {"config": config, "status": "complete", "n_train": 12, "n_test": 5, "n_batches": N, "k": 2, "rounds": 2,
+            "backprops": N * E, "batch_train_counts": [2, 2, 2], "final_ledger_loss": [0.5, 0.4, 0.3],
+            "history": history, "time_per_backprop_s": 0.001, "version": "0.1.0", "torch": "2.x"}
 
 
 def leftovers(folder):
@@ -54,7 +55,7 @@ def test_a_failure_mid_write_keeps_the_old_file(tmp_path, monkeypatch, fails):
 
 def test_save_and_load_round_trip_with_nan_as_null(tmp_path):
     r = a_record()
-    r["history"][0]["backprop_loss"] = float("nan")
+    r["history"][0]["backprop_loss"] = float("nan")  # epoch 0 has no back-prop loss
     path = tmp_path / "r.json"
     rec.save_record(r, path)
     text = path.read_text()
@@ -119,7 +120,7 @@ def test_validate_rejects_inconsistent_records(change, words):
 
 def test_a_diverged_record_may_stop_early():
     r = a_record()
-    r.update(status="diverged", backprops=4)
+    r.update(status="diverged", backprops=4, batch_train_counts=[2, 1, 1])
     r["history"] = r["history"][:2]
     assert rec.validate_record(copy.deepcopy(r)) == r
     with pytest.raises(ValueError, match="JSON object"):

@@ -1,0 +1,97 @@
+"""The teaching figures show what the package does, not a copy of it.
+
+`partition_figure` must show the batches `train()` really trains: here a model that records which
+samples each back-prop sees (every image carries its own index in its pixels) is trained by `train()`,
+and the figure's numbers must be exactly those. The other figures count what the core counts.
+"""
+from dataclasses import replace
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+
+import hardbatch as hb  # noqa: E402
+from hardbatch import plots, widgets  # noqa: E402
+from hardbatch.data import ImageData  # noqa: E402
+from hardbatch.train import start  # noqa: E402
+
+N_SAMPLES, BATCH, EPOCHS = 300, 32, 3
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def numbered_images(n):
+    """n 2×2 one-channel images whose first two pixels spell the sample's index (i // 256, i % 256);
+    mean 0 and std 1/255, so `preprocess` hands the model the raw pixel values."""
+    i = torch.arange(n)
+    x = torch.zeros(n, 1, 2, 2, dtype=torch.uint8)
+    x[:, 0, 0, 0], x[:, 0, 0, 1] = i // 256, i % 256
+    y = i % 10
+    return ImageData("digits", x, y, x[:20], y[:20], 10, (0.0,), (1 / 255,))
+
+
+class Recorder(nn.Module):
+    """A linear model that writes down the sample indices of every training forward pass."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(4, 10)
+        self.seen = []  # one (B,) tensor of sample indices per back-prop
+
+    def forward(self, x):  # (B, 1, 2, 2) raw pixel values
+        if self.training and torch.is_grad_enabled():
+            self.seen.append(x[:, 0, 0, 0].round().long() * 256 + x[:, 0, 0, 1].round().long())
+        return self.head(x.flatten(1) / 255)
+
+
+@pytest.mark.parametrize("order", ["fixed", "shuffled"])
+def test_partition_figure_shows_the_batches_train_used(order):
+    data = numbered_images(N_SAMPLES)
+    cfg = hb.RunConfig(method="minibatch", order=order, epochs=EPOCHS, batch_size=BATCH, seed=5, device="cpu",
+                       threads=1)
+    model = Recorder()
+    record = hb.train(cfg, data=data, model=model)
+    N = record["n_batches"]
+    assert len(model.seen) == N * EPOCHS
+    trained = torch.empty(EPOCHS, N_SAMPLES, dtype=torch.long)  # back-prop within the epoch of every sample
+    for t, idx in enumerate(model.seen):
+        trained[t // N, idx] = t % N
+
+    assert torch.equal(plots.when_trained(start(cfg, data), EPOCHS), trained)
+    fig = plots.partition_figure(replace(cfg, order="fixed"), data, EPOCHS)
+    panel = 0 if order == "fixed" else 1
+    shown = torch.as_tensor(fig.axes[panel].images[0].get_array().data)  # (E, n), columns sorted
+    assert torch.equal(shown, trained[:, torch.argsort(trained[0], stable=True)])
+
+
+def test_partition_of_is_the_partition_of_the_run():
+    data = numbered_images(N_SAMPLES)
+    cfg = hb.RunConfig(method="hardbatch", epochs=2, batch_size=BATCH, seed=2, device="cpu", threads=1)
+    model = Recorder()
+    trace = widgets.LedgerTrace()
+    hb.train(cfg, data=data, model=model, on_step=trace)
+    partition = widgets.partition_of(cfg, data)
+    for batch, idx in zip(trace.batches, model.seen):
+        assert torch.equal(partition[batch], idx)
+
+
+def test_per_sample_strips_marks_clamped_losses():
+    fig = plots.per_sample_strips({"a": torch.tensor([1e-6, 0.5, 2.0]), "b": torch.tensor([0.0, 1e-5, 1.0])})
+    label = fig.axes[0].get_xlabel()
+    assert "3 losses below 0.0001, drawn at 0.0001" in label
+
+
+def test_visits_histogram_counts_what_the_ledger_calls_starved():
+    ledger = hb.Ledger.of(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    ledger.train_count.copy_(torch.tensor([1, 5, 1, 3]))
+    fig = plots.visits_histogram(ledger)
+    assert fig.axes[0].get_title().endswith(f"{int(ledger.starved().sum())} starved (red)")
+    assert "2 starved" in fig.axes[0].get_title()

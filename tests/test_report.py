@@ -1,0 +1,121 @@
+"""Reports on hand-made records: paired differences, convergence marks, e, both Δe conventions, equal time.
+
+The records are built here with known curves, so every number a table prints can be recomputed
+by hand: the test is an oracle for report.summarize, not a snapshot of it.
+"""
+import math
+
+import pytest
+
+from hardbatch import RunConfig, arms, metrics
+from hardbatch.report import summarize, to_markdown, verdict
+
+E = 10
+
+
+def record(seed, curve, acc, secs_per_epoch=1.0, status="complete", **algorithm):
+    """A complete run record whose train loss follows `curve` and whose final test top-1 is `acc`."""
+    cfg = RunConfig(epochs=E, seed=seed, device="cpu", **algorithm).to_dict()
+    history = [{"epoch": e, "backprops": 10 * e, "train_loss": curve[e], "train_acc": 50.0 + e,
+                "test_loss": curve[e], "test_acc": acc * e / E, "backprop_loss": None if e == 0 else curve[e],
+                "train_s": secs_per_epoch * e, "eval_s": 0.1 * e, "wall_s": (secs_per_epoch + 0.1) * e}
+               for e in range(E + 1)]
+    return {"config": cfg, "status": status, "n_train": 100, "n_test": 50, "n_batches": 10, "k": 2, "rounds": 45,
+            "backprops": 10 * E, "batch_train_counts": [E] * 10, "history": history,
+            "time_per_backprop_s": secs_per_epoch / 10, "version": "test"}
+
+
+def falling(rate, floor=0.2):
+    """A converged curve: 2.0 at epoch 0, decaying geometrically to `floor`."""
+    return [floor + (2.0 - floor) * rate ** e for e in range(E + 1)]
+
+
+BASE = dict(method="minibatch")
+HARD = dict(method="hardbatch", select="hardest", delta=0.2)
+RANDOM = dict(method="hardbatch", select="random", delta=0.2)
+
+
+@pytest.fixture
+def records():
+    out = []
+    for seed, (acc_b, acc_h, acc_r) in enumerate([(90.0, 91.0, 89.5), (88.0, 90.0, 88.0), (89.0, 89.5, 88.5)]):
+        out.append(record(seed, falling(0.5), acc_b, **BASE))
+        out.append(record(seed, falling(0.4), acc_h, secs_per_epoch=1.5, **HARD))  # faster per epoch, slower per s
+        out.append(record(seed, falling(0.5), acc_r, **RANDOM))
+    return out
+
+
+def row(rows, label):
+    return next(r for r in rows if r["label"] == label)
+
+
+def test_paired_differences_are_the_per_seed_differences(records):
+    rows = summarize(records)
+    assert [r["label"] for r in rows] == ["Algorithm 1 (fixed)", "hardest δ=0.2", "random δ=0.2"]
+    hard = row(rows, "hardest δ=0.2")
+    assert hard["seeds"] == 3 and hard["converged"] == 3
+    mean, half = metrics.mean_ci([1.0, 2.0, 0.5])
+    assert hard["vs_baseline"] == (pytest.approx(mean), pytest.approx(half), 3)
+    mean, half = metrics.mean_ci([1.5, 2.0, 1.0])
+    assert hard["vs_random"] == (pytest.approx(mean), pytest.approx(half), 3)
+    assert row(rows, "random δ=0.2")["vs_random"] is None and rows[0]["vs_baseline"] is None
+
+
+def test_e_is_interpolated_against_the_baseline_target_of_the_same_seed(records):
+    rows = summarize(records)
+    target = metrics.target_level(falling(0.5))
+    e1 = metrics.epochs_to_target(falling(0.5), target)
+    e = metrics.epochs_to_target(falling(0.4), target)
+    assert e != int(e)  # sub-epoch resolution
+    assert rows[0]["e"][0] == pytest.approx(e1) and row(rows, "hardest δ=0.2")["e"][0] == pytest.approx(e)
+    hard = row(rows, "hardest δ=0.2")
+    assert hard["de_ours"][0] == pytest.approx(100 * (e1 - e) / e1)
+    assert hard["de_paper"][0] == pytest.approx(100 * (e1 - e) / e)
+    assert hard["secs_to_target"][0] == pytest.approx(1.5 * e)  # 1.5 s per epoch
+    assert hard["time_ratio"][0] == pytest.approx(1.5)
+
+
+def test_equal_training_time_compares_at_the_shorter_runs_seconds(records):
+    hard = row(summarize(records), "hardest δ=0.2")
+    # Algorithm 1 spends 10 s; hardest reaches 10 s at epoch 10 / 1.5: its accuracy there, minus Algorithm 1's end.
+    per_seed = [acc_h * (10 / 1.5) / E - acc_b for acc_b, acc_h in [(90.0, 91.0), (88.0, 90.0), (89.0, 89.5)]]
+    assert hard["equal_time_vs_baseline"][0] == pytest.approx(sum(per_seed) / 3)
+
+
+def test_an_arm_that_has_not_converged_gets_no_e(records):
+    still_falling = [2.0 - 0.15 * e for e in range(E + 1)]
+    records = [r for r in records if r["config"]["select"] != "random"]
+    records += [record(s, still_falling, 85.0, **RANDOM) for s in range(3)]
+    rand = row(summarize(records), "random δ=0.2")
+    assert rand["converged"] == 0 and rand["e"] is None and rand["de_ours"] is None
+    assert rand["e_note"] == "not converged (0/3)"
+    table = to_markdown(summarize(records))
+    assert "not converged (0/3)" in table and "| random δ=0.2 | 3 | 0/3 |" in table
+
+
+def test_diverged_runs_are_counted_never_averaged(records):
+    bad = record(3, [2.0] + [math.inf] * E, 10.0, status="diverged", **HARD)
+    hard = row(summarize(records + [bad]), "hardest δ=0.2")
+    assert hard["seeds"] == 3 and hard["diverged"] == 1
+    assert "3 (+1 diverged)" in to_markdown(summarize(records + [bad]))
+
+
+def test_tables_mark_findings_and_the_verdict_says_it_in_words(records):
+    rows = summarize(records)
+    table, words = to_markdown(rows), "\n".join(verdict(rows))
+    base_line = next(line for line in table.splitlines() if line.startswith("| Algorithm 1 (fixed) (baseline) |"))
+    assert "**" not in base_line and base_line.count("| - ") == 6  # the baseline compares with nothing
+    hard = row(rows, "hardest δ=0.2")
+    shown = f"{hard['vs_random'][0]:+.1f} ± {hard['vs_random'][1]:.1f}"
+    assert (f"**{shown}**" in table) == metrics.excludes_zero(hard["vs_random"])
+    assert "hardest δ=0.2 − Algorithm 1, final test top-1: +1.2 ± " in words
+    assert "by chance alone" in words
+    assert words.count("over 3 paired seeds") >= 4
+
+
+def test_runs_that_differ_only_in_an_ignored_knob_are_one_arm():
+    # An old-style record that stored Algorithm 2's knobs for Algorithm 1 is the same arm as a new one.
+    new = RunConfig(method="minibatch", device="cpu").to_dict()
+    old = {**new, "select": "easiest", "delta": 0.3}
+    assert arms.arm(old) == arms.arm(new) and arms.run_key(old) == arms.run_key(new)
+    assert arms.record_name(old) == arms.record_name(new)
