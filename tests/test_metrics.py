@@ -81,7 +81,7 @@ def test_time_to_target_on_a_seconds_axis_and_value_at():
 
 def test_delta_e_both_conventions_on_the_papers_table_5():
     # The paper's Table 5, EfficientNet-B4 on STL-10: e = 43 for δ = 1, 34 for δ = 0.5 (printed ▲26.47)
-    # and 47 for δ = 0.2 (printed ▼8.51): its convention divides by the method's own e.
+    # and 47 for δ = 0.8 (printed ▼8.51): its convention divides by the method's own e.
     assert round(metrics.delta_e(43, 34, "paper"), 2) == 26.47
     assert round(metrics.delta_e(43, 47, "paper"), 2) == -8.51
     assert round(metrics.delta_e(43, 34, "ours"), 2) == 20.93  # ours divides by the baseline's
