@@ -20,7 +20,6 @@ import argparse
 import random
 import statistics
 import sys
-from dataclasses import replace
 
 import torch
 
@@ -40,11 +39,9 @@ ROWS = {
 
 
 def arms(base):
-    out = [("Algorithm 1 (fixed)", replace(base, method="minibatch", order="fixed"))]
-    for select in ("hardest", "random", "easiest"):
-        for delta in (0.8, 0.5, 0.2):
-            out.append((f"Algorithm 2 {select} δ={delta}", replace(base, method="hardbatch", select=select, delta=delta)))
-    return out
+    """(label, config) of Algorithm 1 and of every rule at δ 0.8, 0.5, 0.2 (hardbatch.arms.job)."""
+    jobs = hb.arms.job(base, deltas=(0.8, 0.5, 0.2), strategies=("hardest", "random", "easiest"), seeds=(base.seed,))
+    return [(hb.arms.label(c), c) for c in jobs]
 
 
 def bench(row, repeats, seed=0):

@@ -8,7 +8,7 @@ record (run records) · report (paired tables) · plots · compare (the main job
 """
 __version__ = "0.1.0"
 
-from . import arms
+from . import arms, metrics, report
 from .batches import make_partition, n_batches
 from .budget import k_for, plan, round_sizes, total_backprops, zeta
 from .config import RunConfig, fast_mode, resolve_device
@@ -19,3 +19,5 @@ from .models import create_model
 from .record import load_record, save_record
 from .selection import STRATEGIES, select
 from .train import train
+
+from . import plots, widgets  # noqa: E402 (they import the modules above): hb.plots, hb.widgets in notebooks

@@ -39,8 +39,8 @@ def read_payload(path):
     try:
         f = open_regular(path)  # never a device or a named pipe (torch.load would wait on it forever)
     except (OSError, ValueError) as e:
-        raise BadCheckpoint(f"checkpoint {path} cannot be read ({getattr(e, 'strerror', None) or e}); "
-                            f"delete it to start the run afresh") from None
+        why = getattr(e, "strerror", None) or str(e).replace(str(path), "it")
+        raise BadCheckpoint(f"checkpoint {path} cannot be read ({why}); delete it to start the run afresh") from None
     try:  # weights_only: tensors and plain containers only, never arbitrary pickled code
         with f:
             payload = torch.load(f, weights_only=True, map_location="cpu")
@@ -92,16 +92,27 @@ def _same_tensors(saved, current):
 
 
 def _optimizer_fits(saved, run):
-    """The optimiser's hyper-parameters have the current structure, and every state tensor (momentum
-    buffers) has the shape of its parameter."""
+    """The optimiser's hyper-parameters are the config's (the lr at most the config's: a schedule only lowers
+    it), and every state tensor (a momentum buffer) is finite and has the shape of its parameter."""
     current = run.opt.state_dict()
     if not (isinstance(saved, dict) and saved.keys() == current.keys()
             and _like(saved["param_groups"], current["param_groups"]) and isinstance(saved["state"], dict)):
         return False
     shapes = [p.shape for group in run.opt.param_groups for p in group["params"]]
+    groups = zip(saved["param_groups"], current["param_groups"])
+    if any(g.get(k) != v for g, c in groups for k, v in c.items() if k != "lr"):  # they come from the config
+        return False
+    if any(not 0 <= g["lr"] <= run.cfg.lr for g in saved["param_groups"]):  # the schedule only lowers it
+        return False
     return all(_is_int(i) and 0 <= i < len(shapes) and isinstance(st, dict)
-               and all(v is None or (isinstance(v, torch.Tensor) and v.shape == shapes[i]) for v in st.values())
+               and all(v is None or (isinstance(v, torch.Tensor) and v.shape == shapes[i] and _finite([v]))
+                       for v in st.values())
                for i, st in saved["state"].items())
+
+
+def _finite(tensors):
+    """True if every floating-point tensor among `tensors` holds finite numbers only."""
+    return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
 
 
 def _partition_like(batches, run):
@@ -128,6 +139,7 @@ def check_payload(path, payload, run):
     for key in ("model", "opt", "sched", "ledger", "partition", "epoch_batches", "rng", "state"):
         _check(path, key in payload, f"the key {key!r} is missing")
     _check(path, _same_tensors(payload["model"], run.model.state_dict()), "its weights do not fit the model")
+    _check(path, _finite(payload["model"].values()), "its weights are not all finite (only healthy runs are saved)")
     _check(path, _optimizer_fits(payload["opt"], run), "its optimiser state does not fit the model")
     _check(path, (payload["sched"] is None) == (run.sched is None)
            and (run.sched is None or _like(payload["sched"], run.sched.state_dict())), "its lr schedule")
@@ -159,6 +171,7 @@ def check_payload(path, payload, run):
         raise BadCheckpoint(f"checkpoint {path} is malformed: {e}; delete it to start the run afresh") from None
     ledger = payload["ledger"]
     _check(path, _like(ledger, run.ledger.state_dict()) and bool((ledger["train_count"] >= 0).all())
+           and bool(torch.isfinite(ledger["loss"][ledger["train_count"] > 0]).all())
            and int(ledger["train_count"].sum()) == step
            and bool(((ledger["last_scored"] >= -1) & (ledger["last_scored"] < max(step, 1))).all()),
            "its ledger does not fit N batches and its back-prop count")

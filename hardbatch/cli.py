@@ -223,13 +223,13 @@ def main(argv=None):
     except (MemoryError, RuntimeError) as e:
         if not _out_of_memory(e):
             raise
-        parser.exit(2, f"hardbatch: error: out of memory ({str(e).strip().splitlines()[0][:200]}); try a smaller "
-                       f"--batch-size or --image-size\n")
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        parser.exit(2, f"hardbatch: error: out of memory ({first}); try a smaller --batch-size or --image-size\n")
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated)
         parser.exit(128 + int(getattr(e, "signum", signal.SIGINT)), _stopped(args, e))
     finally:
         if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _run(args):

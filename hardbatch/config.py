@@ -13,7 +13,9 @@ differ only in a knob nobody reads can never be stored as two different runs.
 import math
 import numbers
 import os
+import time
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 from .budget import check_delta
 from .data import DATASETS
@@ -73,7 +75,7 @@ def resolve_device(device="auto"):
 
 def available_cpus():
     """The CPUs this process may really use: its affinity mask, capped by a cgroup CPU quota (containers such
-    as Binder show the host's core count but grant one or two)."""
+    as Binder show the host's core count but grant one or two; a quota of 1.5 CPUs counts as 1)."""
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
@@ -81,19 +83,54 @@ def available_cpus():
     for quota_file, period_file in (("/sys/fs/cgroup/cpu.max", None),  # cgroup v2: "QUOTA PERIOD" or "max PERIOD"
                                     ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us")):
         try:
-            words = open(quota_file).read().split()
-            quota, period = (words[0], words[1]) if period_file is None else (words[0], open(period_file).read())
+            words = Path(quota_file).read_text().split()
+            quota, period = (words[0], words[1]) if period_file is None else (words[0], Path(period_file).read_text())
             if quota not in ("max", "-1"):
-                n = min(n, max(1, math.ceil(int(quota) / int(period))))
+                n = min(n, max(1, int(quota) // int(period)))
             break
-        except (OSError, ValueError, IndexError):
+        except (OSError, ValueError, IndexError, ZeroDivisionError):
             continue
     return n
 
 
+def _cpu_times():
+    """(idle, total) CPU time of the whole machine so far, in ticks, from /proc/stat (Linux); None elsewhere."""
+    try:
+        ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return ticks[3] + ticks[4], sum(ticks[:8])  # idle + iowait; user..steal (guest time is inside user)
+
+
+def idle_cpus(seconds=0.1):
+    """How many CPUs of the machine nobody used over the last `seconds` (this process sleeps meanwhile, so
+    it measures the others); None where /proc/stat is not available."""
+    before = _cpu_times()
+    if before is None:
+        return None
+    time.sleep(seconds)
+    after = _cpu_times()
+    busy_total = after[1] - before[1]
+    if busy_total <= 0:
+        return None
+    return (after[0] - before[0]) / busy_total * (os.cpu_count() or 1)
+
+
 def resolve_threads(threads=0):
-    """torch's CPU threads for a run: `threads` when given, else the CPUs this process may really use."""
-    return threads or available_cpus()
+    """torch's CPU threads for a run: `threads` when given, else $OMP_NUM_THREADS when set, else the CPUs
+    this process may really use (available_cpus) that other processes leave idle right now, at least 1.
+
+    Why: torch runs each operation on all its threads and waits for the slowest. On a busy machine one of
+    them waits for a core, and every operation waits with it: a second torch process with two threads on
+    a 2-core machine made runs 10-20x slower with two threads each, ~2x with one (benchmarks/busy_machine.py)."""
+    if threads:
+        return threads
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) >= 1:
+        return min(int(env), MAX_THREADS)
+    n = available_cpus()
+    idle = idle_cpus() if n > 1 else None
+    return n if idle is None else max(1, min(n, int(idle + 0.25)))  # 0.8 of a CPU idle counts as one
 
 
 # ---------------------------------------------------------------- one check per kind of field
@@ -201,7 +238,8 @@ class RunConfig:
     amp: bool = _knob(True, _flag, "bf16 autocast on CUDA GPUs that compute in bf16 (no effect on CPU)")
     compile: bool = _knob(False, _flag, "torch.compile the model")
     threads: int = _knob(0, _integer(1, MAX_THREADS, zero_means="the CPUs this process may use"),
-                         "CPU threads for torch (0 = the CPUs this process may really use)")
+                         "CPU threads for torch (0 = $OMP_NUM_THREADS if set, else the CPUs this process may "
+                         "use that other processes leave idle)")
 
     def __post_init__(self):
         for f in fields(self):

@@ -46,8 +46,12 @@ class ImageData:
     classes: tuple = ()
 
     def __post_init__(self):
+        self.check()
+
+    def check(self):
         """Refuse data that would fail (or silently mislead) only later, in training: checked whenever an
-        ImageData is made, so also on every subset, test sample and move to a device (dataclasses.replace)."""
+        ImageData is made (so also by every subset, test sample and move to a device), and by those three
+        before they start, in case a field was changed since."""
         name = self.name
         for split in ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
@@ -89,6 +93,7 @@ class ImageData:
 
     def to(self, device):
         """The same data on `device` (uint8 stays uint8: 4x less memory than float)."""
+        self.check()
         return replace(self, **{k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test")})
 
     @staticmethod
@@ -101,6 +106,7 @@ class ImageData:
 
     def subset(self, n_train, seed=0):
         """Only `n_train` training samples (a fixed, seeded choice)."""
+        self.check()
         if not 1 <= n_train <= len(self.y_train):
             raise ValueError(f"subset must be between 1 and the {len(self.y_train)} training samples, got {n_train}")
         idx = torch.randperm(len(self.y_train), generator=torch.Generator().manual_seed(seed))[:n_train]
@@ -108,6 +114,7 @@ class ImageData:
 
     def test_sample(self, n_test):
         """Only `n_test` test samples (a fixed, seeded choice; all when n_test is 0 or too large)."""
+        self.check()
         idx = self.fixed_sample(len(self.y_test), n_test).to(self.y_test.device)
         return replace(self, x_test=self.x_test[idx], y_test=self.y_test[idx])
 

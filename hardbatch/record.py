@@ -54,15 +54,21 @@ def file_kind(mode):
     return next((word for test, word in kinds if test(mode)), "a special file")
 
 
-def check_not_special(path):
-    """ValueError if `path` exists and is not a regular file: hardbatch reads and replaces regular files only
-    (replacing a device would destroy it; opening a named pipe would wait forever)."""
+def special_kind(path):
+    """None if `path` is a regular file or does not exist; else what it is, in words ("a named pipe")."""
     try:
         mode = os.stat(path).st_mode
     except (OSError, ValueError):  # missing (fine), or a path the OS refuses: the real operation will say
-        return
-    if not stat.S_ISREG(mode):
-        raise ValueError(f"{path} is {file_kind(mode)}, not a regular file; give the name of a regular file")
+        return None
+    return None if stat.S_ISREG(mode) else file_kind(mode)
+
+
+def check_not_special(path):
+    """ValueError if `path` exists and is not a regular file: hardbatch reads and replaces regular files only
+    (replacing a device would destroy it; opening a named pipe would wait forever)."""
+    kind = special_kind(path)
+    if kind:
+        raise ValueError(f"{path} is {kind}, not a regular file")
 
 
 def atomic_write(path, data):
@@ -76,10 +82,10 @@ def atomic_write(path, data):
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes owner-only files; give the usual permissions
         with os.fdopen(fd, "wb") as f:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(f.fileno(), 0o666 & ~umask)  # mkstemp makes owner-only files; give the usual permissions
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
@@ -109,12 +115,14 @@ def open_regular(path):
 
 
 def read_bytes(path, limit, what="file"):
-    """The bytes of a regular file of at most `limit` bytes; ValueError naming `path` otherwise."""
+    """The bytes of a regular file of at most `limit` bytes; ValueError "PATH: why" otherwise."""
     try:
         with open_regular(path) as f:
             data = f.read(limit + 1)
     except OSError as e:
         raise ValueError(f"{path}: not a readable {what} ({e.strerror or e})") from None
+    except ValueError as e:  # a special file, or a NUL byte in the name
+        raise ValueError(f"{path}: not a readable {what} ({str(e).replace(str(path), 'it')})") from None
     if len(data) > limit:
         raise ValueError(f"{path}: larger than {limit // 2**20} MB, not a {what}")
     return data

@@ -1,14 +1,23 @@
 """Chapter 3's δ slider, moved by a real browser in a real JupyterLab.
 
-nbval runs the notebooks headless, where `interact` only builds a widget that nobody sees. This test
-does what a reader does: JupyterLab on loopback (a free port, a random token, a temporary copy of
-notebooks/), Debian's Chromium driven by Playwright (no browser download), Run > Run All Cells, wait
-for the δ slider, move its handle with the keyboard, and check that the interact output now says
-`selected k = <k> of N = <N> batches` with k = max(1, round(δ·N)) for the δ the slider shows.
+nbval runs the notebooks headless, where a widget is built that nobody sees. This test does what a
+reader does: JupyterLab on loopback (a free port, a random token, a temporary copy of notebooks/),
+Debian's Chromium driven by Playwright (no browser download), Run > Run All Cells, wait for the δ
+slider, move its handle with the keyboard, and check what the reader sees:
+
+- the cell's text now says `selected k = <k> of N = <N> batches` with k = max(1, round(δ·N)) for the δ
+  the slider shows;
+- there is exactly one figure under the slider, before and after (`hardbatch.widgets.Live` redraws it
+  in place: no frozen first copy);
+- the figure's pixels changed, and it is fully painted: the pixels on screen match the PNG the kernel
+  sent, band by band from top to bottom.
+
 Screenshots before and after go to test-artifacts/ (gitignored).
 
 Skips, saying why, when Chromium or Playwright is absent; .ci/run installs both, so CI runs it.
 """
+import base64
+import io
 import json
 import math
 import os
@@ -109,6 +118,24 @@ def expected_k(delta: float, n: int) -> set[int]:
     return {max(1, round(x))}
 
 
+def painted(img, band_count=8, tolerance=24):
+    """Assert the <img> on screen shows the whole PNG it holds: its screenshot, band by band from top to
+    bottom, matches the image's own pixels (a half-painted figure fails in its blank bands)."""
+    from PIL import Image, ImageChops, ImageStat
+
+    src = img.get_attribute("src")
+    assert src and src.startswith("data:image/png;base64,"), f"not an inline PNG: {str(src)[:60]}"
+    sent = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("L")
+    shot = Image.open(io.BytesIO(img.screenshot())).convert("L")
+    sent = sent.resize(shot.size)
+    height = shot.size[1]
+    for b in range(band_count):
+        box = (0, b * height // band_count, shot.size[0], (b + 1) * height // band_count)
+        diff = ImageStat.Stat(ImageChops.difference(shot.crop(box), sent.crop(box))).mean[0]
+        assert diff < tolerance, f"band {b + 1} of {band_count} differs from the PNG by {diff:.0f}/255: not painted"
+    return src
+
+
 def settle(page, kernel_idle, quiet_s: float = 1.5, timeout_s: float = 60):
     """Wait until the kernel has stayed idle for quiet_s and every image on the page has loaded."""
     deadline, quiet_since = time.monotonic() + timeout_s, None
@@ -149,20 +176,24 @@ def test_moving_the_delta_slider_changes_the_selection(tmp_path):
             page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
             page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
 
-            # The interact box whose slider is δ, and its output.
-            box = page.locator(".widget-interact").filter(
-                has=page.locator(".widget-slider .widget-label", has_text=re.compile("δ|delta")))
-            box.wait_for(timeout=90_000)
-            handle, readout = box.locator(".noUi-handle"), box.locator(".widget-readout")
-            output = box.locator(".widget-output")
+            # The cell whose controls (hardbatch.widgets.Live) hold the δ slider, and its outputs.
+            slider = page.locator(".hardbatch-live .widget-slider").filter(
+                has=page.locator(".widget-label", has_text=re.compile("δ|delta")))
+            cell = page.locator(".jp-CodeCell").filter(has=slider)
+            cell.wait_for(timeout=90_000)
+            handle, readout = slider.locator(".noUi-handle"), slider.locator(".widget-readout")
+            output, figures = cell.locator(".jp-OutputArea"), cell.locator(".jp-OutputArea-output img")
             sync_api.expect(output).to_contain_text(PHRASE, timeout=60_000)
             settle(page, kernel_idle, timeout_s=90)  # every cell has run
 
-            box.scroll_into_view_if_needed()
+            slider.scroll_into_view_if_needed()
             page.screenshot(path=str(ARTIFACTS / "03_slider_before.png"))
             delta0 = number(readout.inner_text())
             k0, n = map(int, PHRASE.search(output.inner_text()).groups())
             assert k0 in expected_k(delta0, n), (delta0, k0, n)
+            assert figures.count() == 1, f"{figures.count()} figures under the δ slider; there must be one"
+            figures.scroll_into_view_if_needed()
+            before = painted(figures.first)
 
             # Move the handle with the keyboard, towards the far side, until k must have changed by 3 or more.
             handle.focus()
@@ -175,17 +206,21 @@ def test_moving_the_delta_slider_changes_the_selection(tmp_path):
             assert delta1 != delta0, f"the δ slider did not move with {key}"
 
             deadline = time.monotonic() + 60
-            while True:  # the kernel re-runs show(δ) for each step; wait for the last one
+            while True:  # the kernel redraws for each step; wait for the last one, text and figure
                 match = PHRASE.search(output.inner_text())
                 k1, n1 = map(int, match.groups()) if match else (None, None)
-                if k1 in expected_k(delta1, n) and n1 == n:
+                if k1 in expected_k(delta1, n) and n1 == n and figures.first.get_attribute("src") != before:
                     break
                 assert time.monotonic() < deadline, f"after δ {delta0} -> {delta1} the output says {match}"
                 time.sleep(0.25)
             settle(page, kernel_idle)
+            figures.scroll_into_view_if_needed()
             page.screenshot(path=str(ARTIFACTS / "03_slider_after.png"))
             assert k1 != k0 and n1 == n
-            print(f"δ {delta0} -> {delta1}: selected k {k0} -> {k1} of N = {n}")
+            assert figures.count() == 1, f"after the move, {figures.count()} figures under the δ slider"
+            after = painted(figures.first)
+            assert after != before, "the figure's pixels did not change with δ"
+            print(f"δ {delta0} -> {delta1}: selected k {k0} -> {k1} of N = {n}; one figure, redrawn in place")
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "03_slider_failure.png"), full_page=True)
             raise

@@ -1,4 +1,4 @@
-"""The back-prop budget (budget.py) against METHOD.md, by property tests over N, E and δ.
+"""The back-prop budget (budget.py) against docs/method.md, by property tests over N, E and δ.
 
 The oracles here use integer arithmetic (ceil by floor division of negatives), never the
 module's own formulas, so a slip in budget.py shows up as a counter-example.

@@ -1,7 +1,7 @@
 """The command line end to end on digits: `python -m hardbatch`, the `hardbatch` console script, compare.
 
 Each command runs in a subprocess in a temporary folder, exactly as a user would type it; its run
-records are then checked against the schema and the keys METHOD.md promises.
+records are then checked against the schema and the keys docs/method.md promises.
 """
 import json
 import os

@@ -83,13 +83,12 @@ def test_reports_never_average_a_diverged_run_in(digits):
     (row,) = summarize([good, bad])
     assert row["seeds"] == 1 and row["diverged"] == 1
     assert row["test_acc"][0] == pytest.approx(good["history"][-1]["test_acc"])
-    assert row["train_loss"][0] == pytest.approx(good["history"][-1]["train_loss"])
+    assert row["train_acc"][0] == pytest.approx(good["history"][-1]["train_acc"])
     assert math.isfinite(row["test_acc"][0])
     table = to_markdown([row])
-    assert table.splitlines()[0].endswith("| diverged |")  # the table itself says a run diverged
-    assert table.splitlines()[-1].split("|")[4].strip() == "1"  # one seed counted, not two
-    assert table.splitlines()[-1].split("|")[-2].strip() == "1"  # and one diverged
-    assert "diverged" not in to_markdown(summarize([good]))  # no such column when none diverged
+    (line,) = [l for l in table.splitlines() if l.startswith("| hardest")]
+    assert line.split("|")[2].strip() == "1 (+1 diverged)"  # one seed counted, not two, and the table says so
+    assert "diverged" not in to_markdown(summarize([good]))  # nothing said when none diverged
 
 
 def test_cli_writes_a_diverged_record_and_says_so(tmp_path, capsys):
@@ -112,17 +111,40 @@ def test_cli_writes_a_diverged_record_and_says_so(tmp_path, capsys):
     assert not ck.exists()  # it diverged in the first pass: no healthy epoch to keep
 
 
+def test_compare_names_its_diverged_runs(tmp_path, capsys, monkeypatch):
+    """One arm diverges (its model is poisoned): the table holds the others, and stderr names the lost run."""
+    import hardbatch.compare as compare_module
+
+    real = compare_module.train
+
+    def poison_algorithm2(cfg, **kw):
+        return real(cfg, **kw, **({"model": PoisonedAfter(1)} if cfg.method == "hardbatch" else {}))
+
+    monkeypatch.setattr(compare_module, "train", poison_algorithm2)
+    argv = ["compare", "--seeds", "0", "--deltas", "0.5", "--strategies", "hardest", "--epochs", "2",
+            "--subset", "128", "--device", "cpu", "--out", str(tmp_path / "c")]
+    status, out, err = _main(argv, capsys)
+    assert status == 0, err
+    assert "1 run(s) diverged and are left out of the table: hardest δ=0.5 seed 0" in err
+    assert "Algorithm 1 (fixed)" in out and "Traceback" not in err
+
+
 @pytest.mark.filterwarnings("ignore:No artists with labels")  # an empty figure: every run diverged
-def test_compare_names_its_diverged_runs(tmp_path, capsys):
+def test_compare_where_every_run_diverges_fails_with_a_clear_message(tmp_path, capsys):
     argv = ["compare", "--lr", "1e6", "--seeds", "0", "--deltas", "0.5", "--strategies", "hardest", "--epochs", "2",
             "--subset", "128", "--device", "cpu", "--out", str(tmp_path / "c")]
+    status, out, err = _main(argv, capsys)
+    assert status == 1, err
+    assert "every run diverged (2 of 2" in err and "nothing to compare" in err and "--lr (now 1e+06)" in err
+    assert "| data |" not in out  # no empty table
+    records = [hb.load_record(p) for p in sorted((tmp_path / "c" / "records").glob("*.json"))]
+    assert [r["status"] for r in records] == ["diverged", "diverged"]
+
+
+def _main(argv, capsys):
     try:
         status = cli.main(argv)
     except SystemExit as e:
         status = e.code
-    err = capsys.readouterr().err
-    assert status == 0, err
-    assert "2 run(s) diverged and are left out of the table" in err
-    assert "Algorithm 1 (fixed) seed 0" in err and "hardest δ=0.5 seed 0" in err
-    records = [hb.load_record(p) for p in sorted((tmp_path / "c" / "records").glob("*.json"))]
-    assert [r["status"] for r in records] == ["diverged", "diverged"]
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err

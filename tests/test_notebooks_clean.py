@@ -2,10 +2,13 @@
 
 Clean: no outputs and no execution counts, so a diff shows only what a person changed and no
 stale result can pass for a fresh one (nbval reruns every notebook in CI). The parts: a first
-markdown cell with the Colab and Binder badges, a setup cell that installs on Colab only, at
-least one widget (`interact(`), at least one in-notebook `assert`, and a closing markdown cell
-with exercises.
+markdown cell with the Colab and Binder badges and the chapter's measured running time, a setup
+cell that installs on Colab only and sets torch's threads the one way every chapter does, at least
+one widget drawn with `Live` (one figure per widget, redrawn in place; never `interact`, whose
+first call left a frozen second copy), at least one in-notebook `assert`, and a closing markdown
+cell with exercises, each with a hint in a collapsible `<details>` block.
 """
+import re
 from pathlib import Path
 
 import nbformat
@@ -38,6 +41,9 @@ def test_opens_with_title_and_both_badges(notebook):
     name, nb = notebook
     first = nb.cells[0]
     assert first.cell_type == "markdown" and first.source.lstrip().startswith("# ")
+    assert re.search(r"Running every cell took (about )?\d+ (s|min)", first.source), \
+        f"{name}: the header must state the measured running time of the default mode"
+    assert "TIME_" not in first.source, f"{name}: a time placeholder was left in the header"
     assert "https://colab.research.google.com/github/" in first.source and f"/notebooks/{name}" in first.source
     assert "https://mybinder.org/v2/gh/" in first.source and f"urlpath=lab/tree/notebooks/{name}" in first.source
 
@@ -48,7 +54,14 @@ def test_has_setup_widget_assert_and_exercises(notebook):
     setup = next((s for s in code if "google.colab" in s), None)
     assert setup is not None, f"{name}: no setup cell guarded by a check for Colab"
     assert code.index(setup) == 0, f"{name}: the Colab setup cell must be the first code cell"
-    assert any("interact(" in s for s in code), f"{name}: no ipywidgets control"
+    assert "THREADS = 1" in setup and "torch.set_num_threads(THREADS)" in setup, \
+        f"{name}: the setup cell must set torch's threads as every chapter does"
+    assert any("Live(" in s for s in code), f"{name}: no widget (hardbatch.widgets.Live)"
+    assert not any("interact(" in s for s in code), f"{name}: use Live, one figure per widget, not interact"
     assert any(line.lstrip().startswith("assert ") for s in code for line in s.splitlines()), f"{name}: no assert"
     last = nb.cells[-1]
     assert last.cell_type == "markdown" and "Exercises" in last.source, f"{name}: must end with exercises"
+    exercises = last.source.split("Exercises", 1)[1]
+    numbered = re.findall(r"^\d+\. ", exercises, flags=re.M)
+    hints = exercises.count("<details><summary>Hint</summary>")
+    assert numbered and hints == len(numbered), f"{name}: {len(numbered)} exercises but {hints} hints in <details>"

@@ -1,4 +1,4 @@
-"""The training loop (train.py) against METHOD.md and against hand-written plain PyTorch loops.
+"""The training loop (train.py) against docs/method.md and against hand-written plain PyTorch loops.
 
 The loop-level properties run on a really tiny set-up (4x4 random images, a linear model),
 so that hypothesis can try many N, E and δ quickly. Back-props are counted by a gradient hook
