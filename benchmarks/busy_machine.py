@@ -13,6 +13,10 @@ exceeds --target (3 by default).
     python benchmarks/busy_machine.py --extra --threads 2  # as before: one thread per core, busy or not
 
 Measure on a machine you know: the load average printed before each timing says what else ran.
+The busy process starts in its own session, as one started from another terminal would; with
+--same-session it shares compare's, and Linux's autogroup scheduler then splits one session's CPU
+share between them (three threads where compare alone had one), which by itself makes compare
+about 3x slower whatever hardbatch does.
 """
 import argparse
 import os
@@ -58,6 +62,8 @@ def main():
     parser.add_argument("--seeds", nargs="+", default=["0"], help="compare's seeds (default: one, 7 runs)")
     parser.add_argument("--busy-threads", type=int, default=2, help="threads of the concurrent torch process")
     parser.add_argument("--target", type=float, default=3.0, help="largest acceptable busy/quiet ratio")
+    parser.add_argument("--same-session", action="store_true",
+                        help="start the busy process in this session (default: its own, like another terminal's)")
     parser.add_argument("--keep-omp-num-threads", action="store_true",
                         help="pass OMP_NUM_THREADS on to compare (default: removed, so hardbatch chooses)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
@@ -65,7 +71,7 @@ def main():
     args = parser.parse_args()
 
     print(f"compare --seeds {' '.join(args.seeds)} {' '.join(args.extra)}; {os.cpu_count()} CPUs; "
-          f"busy process: {args.busy_threads} torch threads")
+          f"busy process: {args.busy_threads} torch threads, {'this' if args.same_session else 'its own'} session")
     times = {"quiet": [], "busy": []}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
@@ -73,7 +79,8 @@ def main():
                 busy = None
                 if kind == "busy":
                     busy = subprocess.Popen([sys.executable, "-c", BUSY.format(threads=args.busy_threads)],
-                                            env={**os.environ, "OMP_NUM_THREADS": str(args.busy_threads)})
+                                            env={**os.environ, "OMP_NUM_THREADS": str(args.busy_threads)},
+                                            start_new_session=not args.same_session)
                     time.sleep(3)  # let it import torch and start computing
                 before = load()
                 try:

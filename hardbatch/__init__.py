@@ -20,4 +20,11 @@ from .record import load_record, save_record
 from .selection import STRATEGIES, select
 from .train import train
 
-from . import plots, widgets  # noqa: E402 (they import the modules above): hb.plots, hb.widgets in notebooks
+
+def __getattr__(name):
+    """hb.plots and hb.widgets are imported on first use: they pull in matplotlib and ipywidgets, which the
+    command line and the training loop do not need."""
+    if name in ("plots", "widgets", "compare", "sweep", "paper"):
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'hardbatch' has no attribute {name!r}")

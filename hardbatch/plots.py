@@ -17,9 +17,9 @@ from .train import start
 def arm_color(config):
     """One fixed colour per arm in every figure: Algorithm 1 black (reshuffled: grey), hardest in oranges,
     random in blues, easiest in greens, darker for smaller δ."""
-    c = dict(config)
+    c = config.to_dict() if hasattr(config, "to_dict") else dict(config)
     if c.get("method") == "minibatch":
-        return "black" if c.get("order", "fixed") == "fixed" else "dimgray"
+        return "black" if c.get("order", "fixed") == "fixed" else "tab:brown"
     cmap = {"hardest": plt.cm.Oranges, "random": plt.cm.Blues, "easiest": plt.cm.Greens}.get(c.get("select"),
                                                                                                 plt.cm.Purples)
     return cmap(0.95 - 0.55 * float(c.get("delta", 0.5)))

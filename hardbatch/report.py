@@ -243,3 +243,8 @@ def verdict(rows):
         out.append(f"{tests} comparisons at 95 %: about {tests / 20:.1f} of them would exclude 0 by chance alone, "
                    f"so one interval that excludes 0 is weak evidence on its own.")
     return out
+
+
+def verdict_markdown(rows):
+    """`verdict` as a Markdown list: one item per block, its comparisons nested under it."""
+    return "\n".join(f"  - {line.strip()}" if line.startswith("  ") else f"- {line}" for line in verdict(rows))

@@ -41,7 +41,7 @@ def test_opens_with_title_and_both_badges(notebook):
     name, nb = notebook
     first = nb.cells[0]
     assert first.cell_type == "markdown" and first.source.lstrip().startswith("# ")
-    assert re.search(r"Running every cell took (about )?\d+ (s|min)", first.source), \
+    assert re.search(r"running every cell took (about )?\d+ (s|min)", first.source, re.I), \
         f"{name}: the header must state the measured running time of the default mode"
     assert "TIME_" not in first.source, f"{name}: a time placeholder was left in the header"
     assert "https://colab.research.google.com/github/" in first.source and f"/notebooks/{name}" in first.source

@@ -166,7 +166,8 @@ def test_a_diverged_run_is_recorded_counted_and_never_averaged(tmp_path, swept):
         (tmp_path / "mix" / "records" / p.name).write_text(p.read_text())
     record = json.loads((swept[0] / "records" / f"{_names()[0]}.json").read_text())
     record["config"]["seed"] = 7
-    record["status"], record["backprops"] = "diverged", 3
+    N = record["n_batches"]  # it diverged in its first equivalent epoch: N back-props, each batch once
+    record["status"], record["backprops"], record["batch_train_counts"] = "diverged", N, [1] * N
     record["history"] = record["history"][:1] + [dict(record["history"][1], train_loss=None, test_acc=0.0)]
     (tmp_path / "mix" / "records" / "diverged.json").write_text(json.dumps(record))
     report = write_report(tmp_path / "mix")
