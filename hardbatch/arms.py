@@ -1,12 +1,13 @@
 """Run identity, in one place: which settings make a run, which runs form an arm, which arm is the baseline.
 
 - A run's **settings** are every RunConfig field except how it is executed (EXECUTION below) and the
-  knobs its method ignores (`order` for Algorithm 2; `select` and `delta` for Algorithm 1). Two runs
+  knobs its method ignores (`order` for Algorithm 2; `select` and `delta` for Algorithm 1; `alpha` unless
+  select is `proportional`; `beta` and `window` unless the method is `selective`: config.reads). Two runs
   with equal settings are the same run, wherever and however they ran: a checkpoint, a sweep record
   or a report row is matched by them.
 - An **arm** is the settings without the seed: the runs of one arm differ only in their seed, and
   tables average over them.
-- A **block** is an arm without the algorithm's knobs (method, order, select, delta): the arms of one
+- A **block** is an arm without the algorithm's knobs (ALGORITHM: method, order, select, δ, α, β, window): the arms of one
   block are compared with each other in one table block, one figure, one set of paired differences.
 - The **baseline** of a block is Algorithm 1 on the fixed partition (`minibatch`, order `fixed`).
 
@@ -17,7 +18,7 @@ import hashlib
 import json
 from dataclasses import MISSING, fields
 
-from .config import ONLY_FOR, RunConfig
+from .config import RunConfig, reads
 
 # How a run is executed, not what it computes: never part of a run's identity.
 EXECUTION = (
@@ -26,7 +27,7 @@ EXECUTION = (
     "compile",  # torch.compile: the same model, compiled
     "threads",  # CPU threads: speed only
 )
-ALGORITHM = ("method", "order", "select", "delta")  # what an arm varies within a block
+ALGORITHM = ("method", "order", "select", "delta", "alpha", "beta", "window")  # what an arm varies within a block
 DEFAULTS = {f.name: f.default for f in fields(RunConfig) if f.default is not MISSING}
 
 
@@ -36,7 +37,7 @@ def settings(config):
     Fields a record predates take their defaults, so records of older versions keep their identity."""
     c = config.to_dict() if isinstance(config, RunConfig) else {**DEFAULTS, **config}
     return {k: v for k, v in sorted(c.items())
-            if k not in EXECUTION and ONLY_FOR.get(k, c["method"]) == c["method"]}
+            if k not in EXECUTION and reads(k, c)}
 
 
 def _frozen(d):
@@ -73,16 +74,24 @@ def _get(config, name):
 
 
 def label(config):
-    """An arm's name in tables and legends: 'Algorithm 1 (fixed)', 'hardest δ=0.2'."""
+    """An arm's name in tables and legends: 'Algorithm 1 (fixed)', 'hardest δ=0.2', 'proportional α=1 δ=0.2',
+    'selective β=1'."""
     if _get(config, "method") == "minibatch":
         return f"Algorithm 1 ({_get(config, 'order') or 'fixed'})"
+    if _get(config, "method") == "selective":
+        return f"selective β={_get(config, 'beta'):g}"
+    if _get(config, "select") == "proportional":
+        return f"proportional α={_get(config, 'alpha'):g} δ={_get(config, 'delta'):g}"
     return f"{_get(config, 'select')} δ={_get(config, 'delta'):g}"
 
 
 def sort_key(config):
-    """Baseline first, then the other Algorithm 1 rows, hardest by δ descending, then the controls."""
+    """Baseline first, then the other Algorithm 1 rows, hardest by δ descending, then the controls, then
+    Selective-Backprop by β."""
     if _get(config, "method") == "minibatch":
         return (0, _get(config, "order") != "fixed", "", 0.0)
+    if _get(config, "method") == "selective":
+        return (2, False, "", _get(config, "beta"))
     return (1, _get(config, "select") != "hardest", _get(config, "select"), -_get(config, "delta"))
 
 
@@ -95,7 +104,8 @@ def record_name(config):
     c = settings(config)
     changed = {k: v for k, v in c.items() if v != DEFAULTS.get(k)}
     digest = hashlib.sha1(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:8]
-    what = f"{c['order']}" if c["method"] == "minibatch" else f"{c['select']}-d{c['delta']:g}"
+    what = (f"{c['order']}" if c["method"] == "minibatch" else f"b{c['beta']:g}" if c["method"] == "selective"
+            else f"{c['select']}{'-a%g' % c['alpha'] if 'alpha' in c else ''}-d{c['delta']:g}")
     return f"{c['dataset']}-{c['model']}-{c['method']}-{what}-s{c['seed']}-{digest}"
 
 

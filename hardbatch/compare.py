@@ -1,10 +1,11 @@
 """The main job: Algorithm 1 against Algorithm 2 (hardest, and the random control) over seeds.
 
-`compare()` runs every arm at every seed in one process (so their times per back-prop compare
-fairly), writes each run record, a Markdown table of paired comparisons (report.py) with its
+`compare()` runs every arm at every seed in one process, after an untimed warm-up run and in a
+seeded random order within each seed (so their times per back-prop compare fairly), writes each run record, a Markdown table of paired comparisons (report.py) with its
 verdict in words, and a figure of test top-1 and train loss against equivalent epochs and of
 test top-1 against training seconds.
 """
+import random
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -15,6 +16,7 @@ from .data import load_dataset
 from .plots import curves
 from .record import atomic_write, save_record
 from .report import summarize, to_markdown, verdict
+from .sweep import warm_up
 from .train import train
 
 
@@ -23,7 +25,12 @@ def compare(base=None, deltas=(0.8, 0.5, 0.2), strategies=("hardest", "random"),
     """Run the comparison; return (records, rows, markdown table, figure path)."""
     base = base or RunConfig()
     configs = arms.job(base, deltas, strategies, seeds)
+    for seed in seeds:  # each seed's arms in a seeded random order: a machine that slows down (or a first run
+        mine = [c for c in configs if c.seed == seed]  # that pays start-up costs) must not favour one arm
+        random.Random(seed).shuffle(mine)
+        configs = [c for c in configs if c.seed != seed] + mine
     data = load_dataset(base.dataset)
+    warm_up(base, data)  # untimed: thread pools, allocator and first-call costs are paid here
     out_dir = Path(out_dir)
     records = []
     for cfg in tqdm(configs, desc="compare", unit="run", disable=not progress):

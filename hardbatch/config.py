@@ -6,7 +6,8 @@ else: a bad value fails at once with a message naming the field and what is allo
 Defaults suit the embedded digits data on a laptop CPU.
 
 Some knobs belong to one algorithm only: `order` to Algorithm 1 (`minibatch`), `select` and
-`delta` to Algorithm 2 (`hardbatch`). They default to None ("not given"); the method fills in
+`delta` to Algorithm 2 (`hardbatch`), `alpha` to Algorithm 2's `proportional` rule, `beta` and `window`
+to Selective-Backprop (`selective`). They default to None ("not given"); the method fills in
 its own defaults, and a knob given to a method that ignores it is refused, so two runs that
 differ only in a knob nobody reads can never be stored as two different runs.
 """
@@ -21,7 +22,7 @@ from .budget import check_delta
 from .data import DATASETS
 from .selection import STRATEGIES
 
-METHODS = ("minibatch", "hardbatch")  # Algorithm 1, Algorithm 2
+METHODS = ("minibatch", "hardbatch", "selective")  # Algorithm 1, Algorithm 2, Selective-Backprop (chapter 6)
 ORDERS = ("fixed", "shuffled")  # Algorithm 1's two baselines
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("constant", "cosine")
@@ -29,8 +30,19 @@ MAX_SEED = 2**63 - 1  # torch's generators take 64-bit seeds
 MAX_IMAGE_SIZE = 512  # larger images would not fit one evaluation chunk in memory
 MAX_FLOAT32 = 3.4028234663852886e38  # SGD does its arithmetic in float32: a larger lr or weight decay overflows
 MAX_THREADS = 1024  # torch crashes when asked for ~100k threads; more threads than cores only slow it down
-ONLY_FOR = {"order": "minibatch", "select": "hardbatch", "delta": "hardbatch"}  # knob -> the method that reads it
-METHOD_DEFAULTS = {"minibatch": {"order": "fixed"}, "hardbatch": {"select": "hardest", "delta": 0.2}}
+ONLY_FOR = {"order": "minibatch", "select": "hardbatch", "delta": "hardbatch",  # knob -> the method that reads it
+            "alpha": "hardbatch", "beta": "selective", "window": "selective"}
+ONLY_FOR_SELECT = {"alpha": "proportional"}  # knob -> the selection rule that reads it (within its method)
+METHOD_DEFAULTS = {"minibatch": {"order": "fixed"}, "hardbatch": {"select": "hardest", "delta": 0.2},
+                   "selective": {"beta": 1.0, "window": 1024}}
+SELECT_DEFAULTS = {"proportional": {"alpha": 1.0}}
+
+
+def reads(name, settings):
+    """True if a run with these settings (a dict with its method and, for Algorithm 2, its select) reads the
+    knob `name`: every knob not in ONLY_FOR; `alpha` only for Algorithm 2 with select="proportional"."""
+    method_ok = ONLY_FOR.get(name, settings["method"]) == settings["method"]
+    return method_ok and ONLY_FOR_SELECT.get(name, settings.get("select")) == settings.get("select")
 
 FAST_ON, FAST_OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
@@ -204,13 +216,20 @@ def _knob(default, check, help, choices=None):
 
 @dataclass
 class RunConfig:
-    method: str = _knob("hardbatch", _one_of(METHODS), "minibatch = Algorithm 1, hardbatch = Algorithm 2", METHODS)
+    method: str = _knob("hardbatch", _one_of(METHODS), "minibatch = Algorithm 1, hardbatch = Algorithm 2, "
+                        "selective = Selective-Backprop (per-sample, chapter 6)", METHODS)
     order: str = _knob(None, _one_of(ORDERS), "Algorithm 1 only: fixed partition reshuffled by batch "
                        "(default), or samples reshuffled into new batches", ORDERS)
     select: str = _knob(None, _one_of(tuple(STRATEGIES)), "Algorithm 2 only: which k batches a round trains "
                         "(default hardest; random and easiest are the controls)", tuple(STRATEGIES))
     delta: float = _knob(None, _delta, "Algorithm 2 only: fraction of the N batches a round trains, in (0, 1] "
                          "(default 0.2)")
+    alpha: float = _knob(None, _number(0, True, below=16), "Algorithm 2 with select=proportional only: batches are "
+                         "drawn with probability ∝ (ledger loss)^alpha; 0 = uniform (default 1)")
+    beta: float = _knob(None, _number(0, True, below=16), "selective only: keep a sample with probability "
+                        "CDF(loss)^beta over the recent losses; 0 keeps all (default 1: half)")
+    window: int = _knob(None, _integer(1, 2**20), "selective only: how many recent sample losses the CDF is "
+                        "taken over (default 1024)")
     epochs: int = _knob(15, _integer(1), "E: the budget is N·E back-props")
     batch_size: int = _knob(64, _integer(1), "B (N = 21 batches on digits)")
     lr: float = _knob(0.005, _number(0, False, at_most=MAX_FLOAT32),
@@ -252,6 +271,13 @@ class RunConfig:
                 raise ValueError(f"{name} is for method {method!r} only; method {self.method!r} ignores it, "
                                  f"so leave it out (got {name}={getattr(self, name)!r})")
         for name, default in METHOD_DEFAULTS[self.method].items():
+            if getattr(self, name) is None:
+                setattr(self, name, default)
+        for name, rule in ONLY_FOR_SELECT.items():
+            if self.select != rule and getattr(self, name) is not None:
+                raise ValueError(f"{name} is for select={rule!r} only; select={self.select!r} ignores it, "
+                                 f"so leave it out (got {name}={getattr(self, name)!r})")
+        for name, default in SELECT_DEFAULTS.get(self.select, {}).items():
             if getattr(self, name) is None:
                 setattr(self, name, default)
 

@@ -49,9 +49,14 @@ def paired_ci(a, b, confidence=0.95):
     return (*mean_ci([a[s] - b[s] for s in seeds], confidence), len(seeds))
 
 
+MIN_SEEDS = 3  # fewer paired seeds than this make no finding, whatever their interval
+
+
 def excludes_zero(ci):
-    """True when a (mean, half-width, ...) interval lies wholly above or below 0 (a finding, not noise)."""
-    return ci is not None and math.isfinite(ci[1]) and abs(ci[0]) > ci[1]
+    """True when a (mean, half-width[, n]) interval lies wholly above or below 0 (a finding, not noise) and, when
+    it says how many seeds it rests on, they are at least MIN_SEEDS."""
+    enough = len(ci) < 3 or ci[2] >= MIN_SEEDS if ci is not None else False
+    return enough and math.isfinite(ci[1]) and abs(ci[0]) > ci[1]
 
 
 def target_level(curve, tol=0.05):

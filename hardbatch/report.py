@@ -18,7 +18,8 @@ import math
 from collections import Counter, defaultdict
 
 from . import arms
-from .metrics import converged, delta_e, excludes_zero, mean_ci, paired_ci, target_level, time_to_target, value_at
+from .metrics import (MIN_SEEDS, converged, delta_e, excludes_zero, mean_ci, paired_ci, target_level, time_to_target,
+                      value_at)
 
 TOL, TAIL = 0.05, 0.2  # converged: the last 20 % of the epochs lower the train loss by < 5 % of its total drop
 
@@ -212,8 +213,8 @@ def to_markdown(rows):
 def _finding(ci, unit="points", up="higher", down="lower"):
     if ci is None:
         return None
-    if not math.isfinite(ci[1]):
-        return f"{ci[0]:+.1f} {unit} from one seed: no interval, so no conclusion"
+    if not math.isfinite(ci[1]) or ci[2] < MIN_SEEDS:
+        return f"{ci[0]:+.1f} {unit} over {ci[2]} paired seed(s): too few for a conclusion (at least {MIN_SEEDS})"
     words = f"{up if ci[0] > 0 else down}: the 95 % interval excludes 0" if excludes_zero(ci) \
         else "not distinguishable from 0"
     return f"{ci[0]:+.1f} ± {ci[1]:.1f} {unit} over {ci[2]} paired seeds, {words}"

@@ -101,6 +101,7 @@ def test_paired_ci_uses_only_shared_seeds_and_their_differences():
     assert metrics.paired_ci({0: 1.0}, {1: 2.0}) is None
     assert metrics.excludes_zero((1.0, 0.5, 3)) and not metrics.excludes_zero((1.0, 1.5, 3))
     assert not metrics.excludes_zero((1.0, float("nan"), 1)) and not metrics.excludes_zero(None)
+    assert not metrics.excludes_zero((1.0, 0.0, 2))  # two seeds with equal differences: no finding
 
 
 def test_top1_and_mean_curve():
