@@ -119,8 +119,9 @@ def check_seeds(seeds):
     return seeds
 
 
-def job(base, deltas=(0.8, 0.5, 0.2), strategies=("hardest", "random"), seeds=(0,)):
-    """The runs of one comparison, seed by seed: Algorithm 1 (fixed partition), then each strategy at each δ.
+def job(base, deltas=(0.8, 0.5, 0.2), strategies=("hardest", "random"), seeds=(0,), betas=()):
+    """The runs of one comparison, seed by seed: Algorithm 1 (fixed partition), then each strategy at each δ,
+    then Selective-Backprop at each β in `betas` (chapter 6).
 
     base: a RunConfig whose shared settings (data set, model, epochs, ...) every run takes. A run that
     would repeat another (the same settings) is listed once."""
@@ -130,6 +131,7 @@ def job(base, deltas=(0.8, 0.5, 0.2), strategies=("hardest", "random"), seeds=(0
         configs = [RunConfig(**{**common, "seed": seed}, method="minibatch", order="fixed")]
         configs += [RunConfig(**{**common, "seed": seed}, method="hardbatch", select=s, delta=float(d))
                     for s in strategies for d in deltas]
+        configs += [RunConfig(**{**common, "seed": seed}, method="selective", beta=float(b)) for b in betas]
         for cfg in configs:
             if (key := run_key(cfg)) not in seen:
                 seen.add(key)

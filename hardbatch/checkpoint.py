@@ -15,6 +15,7 @@ from .arms import settings
 from .record import atomic_write, check_history, open_regular
 
 STATE = ("step", "rounds", "queue", "history", "train_s", "eval_s", "status")  # the Run's counters
+SELECTIVE = ("candidates", "forward_samples", "forward_s", "kept", "recent")  # method="selective" only
 
 
 class BadCheckpoint(ValueError):
@@ -29,6 +30,9 @@ def save_checkpoint(run, path):
                "rng": {"gen": run.gen.get_state(), "aug_gen": run.aug_gen.get_state(), "torch": torch.get_rng_state(),
                        **({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {})},
                "state": {name: getattr(run, name) for name in STATE}}
+    if run.cfg.method == "selective":  # the kept-sample buffer, the loss window, the pass being scored
+        payload["selective"] = {name: getattr(run, name) for name in SELECTIVE}
+        payload["selective"]["kept"] = run.kept.cpu()
     buf = io.BytesIO()
     torch.save(payload, buf)
     atomic_write(path, buf.getvalue())
@@ -169,6 +173,21 @@ def check_payload(path, payload, run):
         check_history(st["history"], run.N, complete=True)
     except ValueError as e:
         raise BadCheckpoint(f"checkpoint {path} is malformed: {e}; delete it to start the run afresh") from None
+    if run.cfg.method == "selective":
+        sel = payload.get("selective")
+        _check(path, isinstance(sel, dict) and all(name in sel for name in SELECTIVE), "its selective state")
+        kept, recent = sel["kept"], sel["recent"]
+        _check(path, isinstance(kept, torch.Tensor) and kept.ndim == 1 and kept.dtype == torch.long
+               and len(kept) < run.cfg.batch_size
+               and (kept.numel() == 0 or (int(kept.min()) >= 0 and int(kept.max()) < len(run.data.y_train))),
+               "its kept samples")
+        _check(path, isinstance(recent, torch.Tensor) and recent.ndim == 1 and recent.dtype == torch.double
+               and len(recent) <= run.cfg.window and _finite([recent]) and bool((recent >= 0).all()),
+               "its window of recent losses")
+        _check(path, isinstance(sel["candidates"], list) and len(sel["candidates"]) <= run.N
+               and all(_is_int(i) and 0 <= i < run.N for i in sel["candidates"]), "its batches left to score")
+        _check(path, _is_int(sel["forward_samples"]) and sel["forward_samples"] >= 0
+               and _like(sel["forward_s"], 0.0) and sel["forward_s"] >= 0, "its forward counters")
     ledger = payload["ledger"]
     _check(path, _like(ledger, run.ledger.state_dict()) and bool((ledger["train_count"] >= 0).all())
            and bool(torch.isfinite(ledger["loss"][ledger["train_count"] > 0]).all())
@@ -200,4 +219,8 @@ def load_checkpoint(run, path):
         setattr(run, name, payload["state"][name])
     eb = payload.get("epoch_batches")
     run.epoch_batches = None if eb is None else [p.to(run.device) for p in eb]
+    if run.cfg.method == "selective":
+        for name in SELECTIVE:
+            setattr(run, name, payload["selective"][name])
+        run.kept = run.kept.to(run.device)
 

@@ -98,6 +98,8 @@ def build_parser():
     cmp_.add_argument("--deltas", type=delta, nargs="+", default=[0.8, 0.5, 0.2])
     cmp_.add_argument("--strategies", choices=tuple(STRATEGIES), nargs="+", default=["hardest", "random"])
     cmp_.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2], help="distinct seeds")
+    cmp_.add_argument("--betas", type=_parse(FIELDS["beta"], float), nargs="*", default=[],
+                      help="also Selective-Backprop (per sample, chapter 6) at these β (default: none)")
     cmp_.add_argument("--out", default="runs/compare", help="folder for records, table.md and compare.png")
 
     sw = sub.add_parser("sweep", help="every run of a grid (default: the paper's), resumable; then the report",
@@ -271,7 +273,8 @@ def _compare(args):
     arms.check_seeds(args.seeds)
     preflight(base)  # the model takes the data set's images, the batch fits the training set
     out = Path(args.out)
-    names = [arms.record_name(cfg) for cfg in arms.job(base, tuple(args.deltas), tuple(args.strategies), tuple(args.seeds))]
+    names = [arms.record_name(cfg) for cfg in arms.job(base, tuple(args.deltas), tuple(args.strategies), tuple(args.seeds),
+                                                       tuple(args.betas))]
     _check_writable(out, folder=True)
     _check_writable(out / "records", folder=True)
     _check_outputs([out / "records" / f"{name}.json" for name in names]
@@ -279,7 +282,8 @@ def _compare(args):
     if args.download:  # fetch it once here; compare() then finds it on disk
         load_dataset(base.dataset, download=True)
     t0 = time.perf_counter()
-    records, rows, table, fig = compare(base, tuple(args.deltas), tuple(args.strategies), tuple(args.seeds), args.out)
+    records, rows, table, fig = compare(base, tuple(args.deltas), tuple(args.strategies), tuple(args.seeds), args.out,
+                                        betas=tuple(args.betas))
     diverged = [r for r in records if r["status"] != "complete"]
     if len(diverged) == len(records):  # nothing to compare: say so, never print an empty table
         print(f"hardbatch: every run diverged ({len(records)} of {len(records)}: the loss became NaN or infinite), "

@@ -21,10 +21,11 @@ from .train import train
 
 
 def compare(base=None, deltas=(0.8, 0.5, 0.2), strategies=("hardest", "random"), seeds=(0, 1, 2),
-            out_dir="runs/compare", progress=True):
-    """Run the comparison; return (records, rows, markdown table, figure path)."""
+            out_dir="runs/compare", progress=True, betas=()):
+    """Run the comparison; return (records, rows, markdown table, figure path). betas: Selective-Backprop
+    runs at these β too (chapter 6)."""
     base = base or RunConfig()
-    configs = arms.job(base, deltas, strategies, seeds)
+    configs = arms.job(base, deltas, strategies, seeds, betas)
     for seed in seeds:  # each seed's arms in a seeded random order: a machine that slows down (or a first run
         mine = [c for c in configs if c.seed == seed]  # that pays start-up costs) must not favour one arm
         random.Random(seed).shuffle(mine)

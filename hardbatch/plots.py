@@ -16,10 +16,12 @@ from .train import start
 
 def arm_color(config):
     """One fixed colour per arm in every figure: Algorithm 1 black (reshuffled: grey), hardest in oranges,
-    random in blues, easiest in greens, darker for smaller δ."""
+    random in blues, easiest in greens, proportional in purples, darker for smaller δ; selective in reds."""
     c = config.to_dict() if hasattr(config, "to_dict") else dict(config)
     if c.get("method") == "minibatch":
         return "black" if c.get("order", "fixed") == "fixed" else "tab:brown"
+    if c.get("method") == "selective":  # chapter 6: Selective-Backprop in reds, darker for larger β
+        return plt.cm.Reds(0.5 + 0.12 * min(3.0, float(c.get("beta") or 1.0)))
     cmap = {"hardest": plt.cm.Oranges, "random": plt.cm.Blues, "easiest": plt.cm.Greens}.get(c.get("select"),
                                                                                                 plt.cm.Purples)
     return cmap(0.95 - 0.55 * float(c.get("delta", 0.5)))

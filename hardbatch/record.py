@@ -26,13 +26,14 @@ HISTORY_OPTIONAL = ("eval_s",)  # added in 0.1.0's last weeks; checked when pres
 RECORD_KEYS = {"config": dict, "status": str, "n_train": int, "n_test": int, "n_batches": int, "k": int,
                "rounds": int, "backprops": int, "batch_train_counts": list, "final_ledger_loss": list,
                "history": list, "time_per_backprop_s": numbers.Real, "version": str, "torch": str}
-RECORD_OPTIONAL = {"n_train_eval": int, "sweep": dict}
+RECORD_OPTIONAL = {"n_train_eval": int, "sweep": dict,
+                   "backprop_samples": int, "forward_samples": int, "forward_s": numbers.Real}  # chapter 6's counts
 STATUSES = ("complete", "diverged")
 MAX_RECORD_BYTES = 64 * 2**20  # a record of 100 epochs and 50 000 batches is ~2 MB
 MAX_DEPTH = 4  # record -> history -> entry -> value; anything deeper is not a record
 
 
-TIMING_KEYS = ("time_per_backprop_s", "train_s", "eval_s", "wall_s")  # the only fields that differ between identical runs
+TIMING_KEYS = ("time_per_backprop_s", "train_s", "eval_s", "wall_s", "forward_s")  # the only fields that differ between identical runs
 
 
 def without_timing(x):
@@ -244,6 +245,14 @@ def validate_record(record):
     if "n_train_eval" in record:
         _int(record["n_train_eval"], "n_train_eval", 1, n_train)
     _metric(record["time_per_backprop_s"], "time_per_backprop_s", null_ok=False, low=0)
+    for key in ("backprop_samples", "forward_samples"):
+        if key in record:
+            _int(record[key], key, 0)
+    if "forward_s" in record:
+        _metric(record["forward_s"], "forward_s", null_ok=False, low=0)
+    if complete and record["config"]["method"] == "selective" and record.get("backprop_samples") not in (
+            None, N * E * record["config"]["batch_size"]):
+        raise ValueError("a complete selective record must have back-propagated exactly N*E*B samples")
     if complete and record["backprops"] != N * E:
         raise ValueError("a complete record must have spent exactly N*E back-props")
     counts, ledger = record["batch_train_counts"], record["final_ledger_loss"]

@@ -109,6 +109,13 @@ def _at_equal_time(run, base):
             - value_at(_curve(base, "train_s"), _curve(base, "test_acc"), t))
 
 
+def _smallest_delta(by_arm):
+    """The smallest δ of the block's `hardest` arms (None without one): per-sample arms (selective, no δ) are
+    paired with the batch-level hardest and random arms at this δ."""
+    deltas = [dict(a)["delta"] for a in by_arm if dict(a)["method"] == "hardbatch" and dict(a)["select"] == "hardest"]
+    return min(deltas) if deltas else None
+
+
 def _block_rows(recs, tol, tail):
     by_arm, diverged = defaultdict(dict), Counter()
     for r in recs:
@@ -126,8 +133,11 @@ def _block_rows(recs, tol, tail):
     for arm in sorted(set(by_arm) | set(diverged), key=lambda a: arms.sort_key(dict(a))):
         runs, st, a = by_arm.get(arm, {}), stats.get(arm, {}), dict(arm)
         n = len(runs)
-        control = arms.arm({**a, "select": "random"}) if a["method"] == "hardbatch" else None
+        at = {"hardbatch": a.get("delta"), "selective": _smallest_delta(by_arm)}.get(a["method"])  # δ to pair with
+        control = arms.arm({**a, "method": "hardbatch", "select": "random", "delta": at}) if at else None
         ctrl = stats.get(control) if control != arm else None
+        hardest = arms.arm({**a, "method": "hardbatch", "select": "hardest", "delta": at}) if at else None
+        hard = stats.get(hardest) if hardest != arm else None
         is_base = arm == base_arm
         row = {"dataset": a["dataset"], "model": a["model"], "setting": setting_label(a), "arm": arm,
                "label": arm_label(arm), "method": a["method"], "select": a.get("select"), "delta": a.get("delta"),
@@ -137,6 +147,8 @@ def _block_rows(recs, tol, tail):
                "train_acc": mean_ci(st["train_acc"].values()) if n else None,
                "vs_baseline": None if is_base or not base or not n else paired_ci(st["acc"], base["acc"]),
                "vs_random": None if not ctrl or not n else paired_ci(st["acc"], ctrl["acc"]),
+               "vs_hardest": None if not hard or not n or a.get("select") in ("random", "easiest")
+               else paired_ci(st["acc"], hard["acc"]), "paired_delta": at,
                "e": _all_or_none(st.get("e"), n), "secs_to_target": _all_or_none(st.get("secs"), n),
                "de_ours": None, "de_paper": None, "time_ratio": None, "equal_time_vs_baseline": None}
         if n and len(st.get("converged", {})) < n:
@@ -179,6 +191,7 @@ def _pm(mc, digits=1, sign=False):
 
 
 COLUMNS = ("arm", "seeds", "converged", "test top-1 (%)", "− Algorithm 1 (points)", "− random, same δ (points)",
+           "− hardest, same δ (points)",
            "e (epochs)", "Δe ours (%)", "Δe paper's (%)", "Δt ÷ Algorithm 1's", "training s to target",
            "top-1 − Algorithm 1's at equal training s")
 
@@ -196,7 +209,8 @@ def to_markdown(rows):
             name = f"{r['label']} (baseline)" if r["baseline"] else r["label"]
             diverged = f" (+{r['diverged']} diverged)" if r["diverged"] else ""
             cells = [name, f"{r['seeds']}{diverged}", f"{r['converged']}/{r['seeds']}", _pm(r["test_acc"]),
-                     _pm(r["vs_baseline"], sign=True), _pm(r["vs_random"], sign=True), e,
+                     _pm(r["vs_baseline"], sign=True), _pm(r["vs_random"], sign=True),
+                     _pm(r["vs_hardest"], sign=True), e,
                      _pm(r["de_ours"], 1, sign=True), _pm(r["de_paper"], 1, sign=True), ratio,
                      _pm(r["secs_to_target"], 0), _pm(r["equal_time_vs_baseline"], sign=True)]
             lines.append("| " + " | ".join(cells) + " |")
@@ -206,7 +220,9 @@ def to_markdown(rows):
               "(interpolated) at which the train loss first reaches Algorithm 1's converged level of the same "
               "seed, shown only when every run converged (the last 20 % of epochs lowered its train loss by "
               "< 5 % of its total drop). Δe > 0: faster than Algorithm 1; ours = (e₁ − e)/e₁, the paper's = "
-              "(e₁ − e)/e. Δt: training time per back-prop.")
+              "(e₁ − e)/e. Δt: training time per back-prop (for selective it includes the forward-only "
+              "scoring). Selective-Backprop has no δ: it is paired with hardest and random at the block's "
+              "smallest hardest δ.")
     return "\n\n".join(out + [legend])
 
 
@@ -230,7 +246,8 @@ def verdict(rows):
         if r["baseline"]:
             continue
         for key, text in (("vs_baseline", f"{r['label']} − Algorithm 1, final test top-1"),
-                          ("vs_random", f"{r['select']} − random at δ={r['delta']:g}, final test top-1")):
+                          ("vs_random", f"{r['select'] or r['label']} − random at δ={r['paired_delta'] or 0:g}, final test top-1"),
+                          ("vs_hardest", f"{r['select'] or r['label']} − hardest at δ={r['paired_delta'] or 0:g}, final test top-1")):
             if r[key] is not None:
                 out.append(f"  {text}: {_finding(r[key])}.")
                 tests += 1

@@ -3,7 +3,10 @@
 Algorithm 1 (`method="minibatch"`): E passes over the N batches, in a new order each pass.
 Algorithm 2 (`method="hardbatch"`): one warm-up pass over all N batches that fills the
 ledger, then rounds that train the k batches a selection rule picks from the ledger,
-until exactly T = N·E back-props are spent. Both are evaluated every N back-props (an
+until exactly T = N·E back-props are spent. Selective-Backprop (`method="selective"`,
+chapter 6): batches of the partition are scored forward-only, in shuffled passes, and each
+sample is kept with probability CDF(loss)^β; every B kept samples make one back-prop, until
+the same T = N·E back-props (of B samples each) are spent. Both are evaluated every N back-props (an
 *equivalent epoch*), never every round, and only the training steps are timed.
 
 The loop is a queue of batch indices: when it runs empty, the next pass (Algorithm 1, the
@@ -23,11 +26,11 @@ from . import __version__
 from .batches import make_partition
 from .budget import k_for
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import RunConfig, resolve_device, resolve_threads
+from .config import ONLY_FOR_SELECT, RunConfig, resolve_device, resolve_threads
 from .data import load_dataset, preprocess
 from .ledger import Ledger
 from .models import check_fits, create_model
-from .selection import select
+from .selection import keep_samples, select
 
 
 class Diverged(RuntimeError):
@@ -106,6 +109,12 @@ class Run:
     train_s: float = 0.0  # seconds spent in training steps
     eval_s: float = 0.0  # seconds spent evaluating
     status: str = "complete"
+    # Selective-Backprop only (method="selective"): saved in checkpoints like the rest
+    candidates: list = field(default_factory=list)  # batches still to score in this pass
+    kept: torch.Tensor = None  # (≤ 2B-1,) sample indices kept, not yet back-propagated
+    recent: torch.Tensor = None  # (≤ window,) the latest sample losses, oldest first (float64, host)
+    forward_samples: int = 0  # samples scored forward-only
+    forward_s: float = 0.0  # seconds spent scoring (also inside train_s: scoring is part of training)
     step_model: torch.nn.Module = None  # the model the steps call (compiled when cfg.compile)
     t_start: float = field(default_factory=time.perf_counter)
 
@@ -124,17 +133,52 @@ class Run:
             self.epoch_batches = [i.to(self.device) for i in
                                   make_partition(len(self.data.y_train), cfg.batch_size, self.gen, cfg.drop_last)]
             self.queue = list(range(N))
+        elif cfg.method == "selective":  # one back-prop at a time, once B samples are kept
+            self.queue = [self.score_until_full()]
         elif cfg.method == "minibatch" or self.step < N:  # fixed batches, reshuffled order; or the warm-up
             self.queue = torch.randperm(N, generator=self.gen).tolist()
         else:
             if not torch.isfinite(self.ledger.loss).all():  # one host sync per round, never per step
                 raise Diverged(f"a batch loss became non-finite before back-prop {self.step}")
             self.rounds += 1
-            self.queue = select(cfg.select, self.ledger, min(self.k, self.T - self.step), self.gen).tolist()
+            strength = {name: getattr(cfg, name) for name, rule in ONLY_FOR_SELECT.items() if rule == cfg.select}
+            self.queue = select(cfg.select, self.ledger, min(self.k, self.T - self.step), self.gen,
+                                **strength).tolist()
+
+    @torch.no_grad()
+    def score_until_full(self):
+        """Selective-Backprop: score batches of the partition forward-only (shuffled passes), keep each sample
+        with probability CDF(loss)^β over the `window` latest losses, until B samples are kept. Returns the
+        last batch scored (the ledger counts the back-prop there)."""
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        while len(self.kept) < cfg.batch_size:
+            if not self.candidates:
+                self.candidates = torch.randperm(self.N, generator=self.gen).tolist()
+            i = self.candidates.pop(0)
+            idx = self.partition[i]
+            x = preprocess(self.data.x_train[idx], self.data, cfg.image_size)  # scored without augmentation
+            with _autocast(cfg, self.device):
+                losses = F.cross_entropy(self.step_model(_layout(x)).float(), self.data.y_train[idx], reduction="none")
+            losses = losses.double().cpu()  # (b,) one host sync per scored batch
+            if not torch.isfinite(losses).all():
+                raise Diverged(f"a sample loss became non-finite before back-prop {self.step}")
+            self.recent = torch.cat([self.recent, losses])[-cfg.window:]
+            keep = keep_samples(losses, self.recent, cfg.beta, self.gen)
+            self.kept = torch.cat([self.kept, idx[keep.to(idx.device)]])
+            self.ledger.loss[i] = losses.mean()  # the ledger holds each batch's latest scored loss
+            self.forward_samples += len(idx)
+        _sync(self.device)
+        self.forward_s += time.perf_counter() - t0
+        return i
 
     def samples(self, i):
         """The sample indices that back-prop on batch i trains: the seam for rules that choose samples
-        inside a batch (they replace this method); the whole batch here."""
+        inside a batch (they replace this method); the whole batch here. Selective-Backprop: the first B
+        kept samples, whichever batches they came from."""
+        if self.cfg.method == "selective":
+            idx, self.kept = self.kept[:self.cfg.batch_size], self.kept[self.cfg.batch_size:]
+            return idx
         return self.epoch_batches[i] if self.epoch_batches is not None else self.partition[i]
 
     def backprop(self, i):
@@ -148,7 +192,11 @@ class Run:
         self.opt.step()
         if self.sched is not None:
             self.sched.step()
-        self.ledger.write(i, loss, self.step)
+        if self.cfg.method == "selective":  # count the back-prop at the batch that filled the buffer
+            self.ledger.train_count[i] += 1
+            self.ledger.last_scored[i] = self.step
+        else:
+            self.ledger.write(i, loss, self.step)
         self.step += 1
         return loss.detach()
 
@@ -173,6 +221,13 @@ class Run:
     def load(self, path):
         load_checkpoint(self, path)
 
+    def backprop_samples(self):
+        """Samples back-propagated so far: B per back-prop for Selective-Backprop; else each batch's size
+        times its train count (a pass with order="shuffled" cuts batches of the partition's sizes)."""
+        if self.cfg.method == "selective":
+            return self.step * self.cfg.batch_size
+        return sum(len(b) * int(c) for b, c in zip(self.partition, self.ledger.train_count.tolist()))
+
     def record(self):
         """The run record (see record.py)."""
         return {
@@ -184,6 +239,8 @@ class Run:
             "final_ledger_loss": self.ledger.loss.tolist(),
             "history": self.history,
             "time_per_backprop_s": self.train_s / max(1, self.step),
+            "backprop_samples": self.backprop_samples(),
+            "forward_samples": self.forward_samples, "forward_s": self.forward_s,
             "version": __version__,
             "torch": torch.__version__,
         }
@@ -217,7 +274,8 @@ def start(cfg, data=None, model=None):
     eval_idx = data.fixed_sample(len(data.y_train), cfg.train_eval_subset).to(device)
     return Run(cfg, device, data, partition, model, opt, sched, Ledger(N, device), gen, aug_gen, eval_idx,
                k=k_for(cfg.delta, N) if cfg.method == "hardbatch" else N,
-               step_model=torch.compile(model) if cfg.compile else model)
+               step_model=torch.compile(model) if cfg.compile else model,
+               kept=torch.zeros(0, dtype=torch.long, device=device), recent=torch.zeros(0, dtype=torch.double))
 
 
 def train(cfg=None, data=None, model=None, *, checkpoint=None, resume=False, progress=False,
@@ -239,7 +297,8 @@ def train(cfg=None, data=None, model=None, *, checkpoint=None, resume=False, pro
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        name = f"{cfg.method} {cfg.select} δ={cfg.delta}" if cfg.method == "hardbatch" else f"{cfg.method} {cfg.order}"
+        from .arms import label
+        name = label(cfg)
         bar = tqdm(total=run.T, initial=run.step, desc=name, unit="bp", leave=False)
     bp_loss_sum = torch.zeros((), device=run.device)  # running sum of back-propagated losses (on device)
     _sync(run.device)

@@ -77,10 +77,11 @@ def test_console_script_compare(tmp_path):
     out = run([console_script(), "compare", "--epochs", "2", "--seeds", "0", "1", "--deltas", "0.5", "--subset", "300", "--batch-size", "32",
                "--device", "cpu", "--out", str(out_dir)], cwd=tmp_path)
     table = (out_dir / "table.md").read_text()
-    rows = [line for line in table.splitlines() if line.startswith("| digits |")]
-    arms = [row.split("|")[3].strip() for row in rows]
-    assert arms == ["Algorithm 1 (fixed)", "hardest δ=0.5", "random δ=0.5"]
-    assert all(row.split("|")[4].strip() == "2" for row in rows)  # two seeds per arm
+    assert "**small_cnn on digits**" in table and "Verdict:" in table
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| arm |")]
+    arms = [row.split("|")[1].strip() for row in rows]
+    assert arms == ["Algorithm 1 (fixed) (baseline)", "hardest δ=0.5", "random δ=0.5"]
+    assert all(row.split("|")[2].strip() == "2" for row in rows)  # two seeds per arm
     assert all(row in out for row in rows)  # the same table is printed
     png = (out_dir / "compare.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000

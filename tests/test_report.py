@@ -104,7 +104,7 @@ def test_tables_mark_findings_and_the_verdict_says_it_in_words(records):
     rows = summarize(records)
     table, words = to_markdown(rows), "\n".join(verdict(rows))
     base_line = next(line for line in table.splitlines() if line.startswith("| Algorithm 1 (fixed) (baseline) |"))
-    assert "**" not in base_line and base_line.count("| - ") == 6  # the baseline compares with nothing
+    assert "**" not in base_line and base_line.count("| - ") == 7  # the baseline compares with nothing
     hard = row(rows, "hardest δ=0.2")
     shown = f"{hard['vs_random'][0]:+.1f} ± {hard['vs_random'][1]:.1f}"
     assert (f"**{shown}**" in table) == metrics.excludes_zero(hard["vs_random"])
@@ -119,3 +119,28 @@ def test_runs_that_differ_only_in_an_ignored_knob_are_one_arm():
     old = {**new, "select": "easiest", "delta": 0.3}
     assert arms.arm(old) == arms.arm(new) and arms.run_key(old) == arms.run_key(new)
     assert arms.record_name(old) == arms.record_name(new)
+
+
+def test_peers_are_paired_with_algorithm_1_random_and_hardest(records):
+    """Chapter 6: proportional at δ and Selective-Backprop (no δ) get − Algorithm 1, − random and − hardest,
+    each the per-seed differences; hardest itself and the controls get no − hardest."""
+    accs = [(90.5, 89.0), (89.0, 91.0), (90.0, 90.0)]  # (proportional, selective) per seed
+    for seed, (acc_p, acc_s) in enumerate(accs):
+        records.append(record(seed, falling(0.45), acc_p, method="hardbatch", select="proportional", delta=0.2))
+        records.append(record(seed, falling(0.45), acc_s, secs_per_epoch=2.0, method="selective"))
+    rows = summarize(records)
+    assert [r["label"] for r in rows] == ["Algorithm 1 (fixed)", "hardest δ=0.2", "proportional α=1 δ=0.2",
+                                          "random δ=0.2", "selective β=1"]
+    base, hard, rand = [90.0, 88.0, 89.0], [91.0, 90.0, 89.5], [89.5, 88.0, 88.5]
+    for label, mine in (("proportional α=1 δ=0.2", [a for a, _ in accs]), ("selective β=1", [s for _, s in accs])):
+        r = row(rows, label)
+        for key, other in (("vs_baseline", base), ("vs_random", rand), ("vs_hardest", hard)):
+            mean, half = metrics.mean_ci([m - o for m, o in zip(mine, other)])
+            assert r[key] == (pytest.approx(mean), pytest.approx(half), 3), (label, key)
+    assert row(rows, "selective β=1")["time_ratio"][0] == pytest.approx(2.0)  # its scoring time is in its clock
+    assert all(row(rows, name)["vs_hardest"] is None for name in ("hardest δ=0.2", "random δ=0.2"))
+    assert rows[0]["vs_hardest"] is None
+    words = "\n".join(verdict(rows))
+    assert "selective β=1 − hardest at δ=0.2, final test top-1:" in words
+    assert "proportional − random at δ=0.2, final test top-1:" in words
+    assert "− hardest, same δ (points)" in to_markdown(rows)

@@ -82,4 +82,4 @@ def test_ties_go_to_the_lower_index_by_hand():
 def test_unknown_strategy_names_the_allowed_ones():
     with pytest.raises(ValueError, match="hardest"):
         selection.select("hardst", torch.zeros(3), 1)
-    assert set(selection.STRATEGIES) == {"hardest", "random", "easiest"}
+    assert set(selection.STRATEGIES) == {"hardest", "random", "easiest", "proportional"}
