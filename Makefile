@@ -13,7 +13,7 @@ STUDY := --models small_cnn --datasets fashion-mnist --deltas 0.8 0.5 0.2 --cont
 $(BIN)/hardbatch: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,cluster]"
 	touch $@
 
 compare: $(BIN)/hardbatch

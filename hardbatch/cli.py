@@ -79,6 +79,17 @@ SWEEP_DEFAULTS = {**PAPER_BASE, "epochs": 100}
 JOB = arms.ALGORITHM + ("seed",)  # chosen per run by compare and sweep, not given once
 
 
+def _amount(text):
+    """argparse type of a Ray resource amount: a number ≥ 0 (fractions share a GPU or CPU)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 1e6:
+        raise argparse.ArgumentTypeError(f"must be a number of at least 0, got {text!r}")
+    return value
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="hardbatch", description="Train harder on the mini-batches with the highest loss.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -126,7 +137,17 @@ def build_parser():
     sw.add_argument("--no-checkpoints", action="store_true", help="do not checkpoint runs every equivalent epoch")
     sw.add_argument("--dry-run", action="store_true", help="list the runs and which are done; run nothing")
     sw.add_argument("--no-report", action="store_true", help="do not write OUT/report at the end")
-    sw.add_argument("--out", default="runs/sweep", help="folder for records/, checkpoints/ and report/")
+    sw.add_argument("--out", default="runs/sweep", help="folder for records/, checkpoints/, claims/ and report/ "
+                                                        "(with --engine ray: a folder every worker sees)")
+    sw.add_argument("--engine", choices=("local", "ray"), default="local",
+                    help="local: one run after another in this process; ray: one Ray task per run "
+                         "(needs pip install hardbatch[cluster])")
+    sw.add_argument("--address", default=None, metavar="HOST:PORT",
+                    help="with --engine ray: join this Ray cluster (ray start --head); default: start a local one")
+    sw.add_argument("--gpus-per-run", type=_amount, default=None, metavar="N",
+                    help="with --engine ray: GPUs each run asks for (default: 1 if the cluster has a GPU, else 0)")
+    sw.add_argument("--cpus-per-run", type=_amount, default=None, metavar="N",
+                    help="with --engine ray: CPUs each run asks for, and its CPU threads (default: 1)")
 
     rep = sub.add_parser("report", help="the paper's tables (Markdown, CSV) and figures (PNG) from a folder of run records")
     rep.add_argument("dir", help="folder of run records (read recursively)")
@@ -315,12 +336,25 @@ def _sweep(args):
         return 0
     for cfg in configs:  # every model on every data set, before the first run (not at the hundredth)
         preflight(cfg)
-    for folder in (out, out / "records", out / "checkpoints") + (() if args.no_report else (out / "report",)):
+    ray_only = [f"--{k.replace('_', '-')}" for k in ("address", "gpus_per_run", "cpus_per_run")
+                if getattr(args, k) is not None]
+    if args.engine == "local" and ray_only:
+        raise ValueError(f"{', '.join(ray_only)}: only with --engine ray")
+    if args.engine == "ray":
+        if args.cpus_per_run == 0:
+            raise ValueError("--cpus-per-run must be above 0: a run needs a CPU")
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ValueError("--engine ray needs Ray: pip install 'hardbatch[cluster]'") from None
+    for folder in (out, out / "records", out / "checkpoints", out / "claims") + (() if args.no_report else (out / "report",)):
         _check_writable(folder, folder=True)
     _check_outputs([out / sub / f"{name}{ext}" for name, _ in runs
                     for sub, ext in (("records", ".json"), ("checkpoints", ".pt"), ("checkpoints", ".bad"))])
     sweep(args.out, args.models, args.datasets, args.deltas, args.seeds, data_root=args.data_root,
-          download=args.download, checkpoints=not args.no_checkpoints, progress=sys.stderr.isatty(), **grid)
+          download=args.download, checkpoints=not args.no_checkpoints, progress=sys.stderr.isatty(),
+          engine=args.engine, address=args.address, gpus_per_run=args.gpus_per_run,
+          cpus_per_run=args.cpus_per_run or 1, **grid)
     if not args.no_report:
         from .paper import write_report
 

@@ -11,13 +11,25 @@ the rest:
 - a run killed half-way continues from its checkpoint (DIR/checkpoints/NAME.pt, written every
   equivalent epoch, deleted once the record is written).
 
+Before training a run, a sweep claims it (`Claim`: DIR/claims/NAME.claim, created atomically),
+so two sweeps on one folder, or a retried Ray task, never train the same run twice: a run a live
+other sweep holds is skipped and reported; a claim whose owner died is taken over and the run
+resumes from its checkpoint. `run_one` (claim, train, record, release) is the same for every
+engine: `engine="local"` runs one run after another in this process, `engine="ray"` one Ray task
+per run (cluster.py).
+
 Records are written atomically, so a kill leaves a whole record or none. The runs of one data
 set, model and seed follow each other in one process, so their times per back-prop compare
 fairly (Table 1); a short untimed warm-up run first pays the one-time costs (cuDNN choosing its
 kernels on a GPU, allocator and thread-pool start-up on a CPU), so the first timed run is not
 charged for them. Chapter 5 teaches this; `hardbatch sweep` runs it.
 """
+import json
+import os
+import socket
+import threading
 import time
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -89,6 +101,168 @@ def run_status(path, cfg):
     return "done", record
 
 
+ENGINES = ("local", "ray")
+CLAIM_STALE_S = 300.0  # a claim not refreshed for this long belongs to a dead or frozen sweep: taken over
+TAKEOVER_SETTLE_S = 0.5  # after renaming over a stale claim, wait this long before re-reading it
+
+
+class ClaimLost(RuntimeError):
+    """Another sweep took this run's claim over (ours went stale): this process stops training it."""
+
+
+class Claim:
+    """DIR/claims/NAME.claim: which process trains a run, and when it was last seen alive.
+
+    Created with O_CREAT|O_EXCL, so of two sweeps reaching a run at once exactly one gets it. It holds
+    {"owner": "host:pid:token", "heartbeat": time}; a thread refreshes the heartbeat every `stale_s / 4`
+    seconds while the run trains (an epoch of a big model can outlast the stale limit, so not only at
+    epochs). A claim is taken over when its heartbeat is older than `stale_s` or its owner is a process
+    of this host that no longer exists (a killed worker's retry need not wait): rename ours over it, wait,
+    re-read, and keep it only if ours is still there. Heartbeats compare clocks: keep nodes' clocks in sync."""
+
+    def __init__(self, path, stale_s=CLAIM_STALE_S):
+        self.path, self.stale_s = Path(path), float(stale_s)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.holder, self.took_over, self.lost = None, None, False
+        self._stop, self._thread = threading.Event(), None
+
+    def _write(self, exclusive):
+        data = json.dumps({"owner": self.owner, "heartbeat": time.time()}).encode()
+        if exclusive:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        else:  # whole or not at all: write aside, rename over
+            tmp = self.path.with_name(f".{self.path.name}.{self.owner.split(':', 1)[1].replace(':', '-')}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, self.path)
+
+    def read(self):
+        """(owner, heartbeat) of the claim there now, or None. A claim still being written (or damaged)
+        has owner '?' and its file's time as heartbeat."""
+        try:
+            text, mtime = self.path.read_text(), self.path.stat().st_mtime
+        except FileNotFoundError:
+            return None
+        try:
+            d = json.loads(text)
+            return str(d["owner"]), float(d["heartbeat"])
+        except (ValueError, KeyError, TypeError):
+            return "?", mtime
+
+    def alive(self, owner, heartbeat):
+        """False if a claim's owner is gone: heartbeat too old, or a process of this host that has ended."""
+        if time.time() - heartbeat > self.stale_s:
+            return False
+        host, _, pid = owner.partition(":")
+        pid = pid.split(":")[0]
+        if host == socket.gethostname() and pid.isdigit():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:  # exists, another user's
+                pass
+            try:  # killed but not yet reaped by its parent (a zombie) is gone too
+                if "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text():
+                    return False
+            except OSError:
+                pass
+        return True
+
+    def acquire(self):
+        """True if this process now holds the claim; False if a live other does (`holder` names it)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):  # a claim released between our create and our read: try again
+            try:
+                self._write(exclusive=True)
+                break
+            except FileExistsError:
+                seen = self.read()
+                if seen is None:
+                    continue
+                if self.alive(*seen):
+                    self.holder = seen[0]
+                    return False
+                self._write(exclusive=False)  # take it over...
+                time.sleep(TAKEOVER_SETTLE_S)  # ...let a rival taker's rename land...
+                now = self.read()
+                if now is None or now[0] != self.owner:  # ...and keep it only if ours is still there
+                    self.holder = now[0] if now else "?"
+                    return False
+                self.took_over = seen[0]
+                break
+        else:
+            return False
+        self._thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat {self.path.name}")
+        self._thread.start()
+        return True
+
+    def _beat(self):
+        while not self._stop.wait(self.stale_s / 4):
+            seen = self.read()
+            if seen is None or seen[0] != self.owner:
+                self.lost = True
+                return
+            self._write(exclusive=False)
+
+    def check(self, entry=None):
+        """train()'s on_epoch hook: stop training a run whose claim another sweep took over."""
+        if self.lost:
+            raise ClaimLost(f"{self.path.name} was taken over by another sweep")
+
+    def release(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        seen = self.read()
+        if seen is not None and seen[0] == self.owner:
+            self.path.unlink(missing_ok=True)
+
+
+def run_one(out_dir, name, cfg, data, *, checkpoints=True, progress=False, log=print, warm=None,
+            stale_s=CLAIM_STALE_S):
+    """One run of a sweep, the same for every engine: claim it, train it (from its checkpoint if there is
+    one), write its record atomically, release the claim. `warm()`, if given, runs once the claim is held.
+
+    Returns {"outcome": "ran" | "done" (finished by another sweep meanwhile) | "claimed" (a live other
+    sweep holds it), "record", "resumed", "holder"}."""
+    out_dir = Path(out_dir)
+    path, ckpt = out_dir / "records" / f"{name}.json", out_dir / "checkpoints" / f"{name}.pt"
+    claim = Claim(out_dir / "claims" / f"{name}.claim", stale_s)
+    if not claim.acquire():
+        return {"outcome": "claimed", "record": None, "resumed": False, "holder": claim.holder}
+    try:
+        state, record = run_status(path, cfg)  # another sweep may have finished it since we looked
+        if state == "done":
+            ckpt.unlink(missing_ok=True)
+            return {"outcome": "done", "record": record, "resumed": False, "holder": None}
+        if claim.took_over:
+            log(f"took over the claim of {claim.took_over} (it stopped)")
+        if warm is not None:
+            warm()
+        resumed = checkpoints and ckpt.exists()
+        try:
+            try:
+                record = train(cfg, data=data, checkpoint=ckpt if checkpoints else None, resume=True,
+                               progress=progress, on_epoch=claim.check)
+            except BadCheckpoint as e:  # a damaged checkpoint must not block the run on every retry
+                ckpt.replace(ckpt.with_suffix(".bad"))
+                log(f"{e}; moved it to {ckpt.with_suffix('.bad').name} and starting over")
+                resumed = False
+                record = train(cfg, data=data, checkpoint=ckpt if checkpoints else None, progress=progress,
+                               on_epoch=claim.check)
+        except ClaimLost as e:  # ours went stale (this process was frozen) and another sweep trains it now
+            log(f"{e}; stopped training it here")
+            return {"outcome": "claimed", "record": None, "resumed": False, "holder": (claim.read() or ("?",))[0]}
+        record["sweep"] = {"name": name}
+        save_record(record, path)
+        ckpt.unlink(missing_ok=True)
+        return {"outcome": "ran", "record": record, "resumed": resumed, "holder": None}
+    finally:
+        claim.release()
+
+
 def warm_up(cfg, data):
     """An untimed 1-epoch run on a few batches of the run's shapes, so one-time costs (cuDNN's
     autotuning under `cudnn.benchmark`, allocator warm-up) are paid here, not by the first timed run."""
@@ -102,15 +276,20 @@ def warm_up(cfg, data):
 
 def sweep(out_dir, models=("small_cnn",), datasets=("digits",), deltas=(0.5, 0.2), seeds=(0, 1, 2), *,
           controls=("random",), control_deltas=None, recipes=("paper",), base=None, tuned_arms=None,
-          data_root=None, download=False, checkpoints=True, progress=True, log=None):
+          data_root=None, download=False, checkpoints=True, progress=True, log=None, engine="local",
+          address=None, gpus_per_run=None, cpus_per_run=1, stale_s=CLAIM_STALE_S):
     """Run every run of the grid that DIR/records does not already hold; return a summary dict.
 
     base: a RunConfig with the shared settings (epochs, batch size, lr, image size, device, ...).
-    Returns {"ran", "skipped", "repaired", "diverged": lists of record names, "records": every record
-    of the grid, "out_dir"}.
+    engine: "local" (one run after another in this process) or "ray" (one Ray task per run on the cluster
+    at `address`, or a local one; `gpus_per_run`, `cpus_per_run`: each task's resources; cluster.py).
+    Returns {"ran", "skipped", "repaired", "diverged", "claimed" (held by another live sweep): lists of
+    record names, "records": every record of the grid this sweep has, "out_dir"}.
     """
     from tqdm.auto import tqdm
 
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; allowed: {', '.join(ENGINES)}")
     base = base or RunConfig()
     out_dir = Path(out_dir)
     runs = plan(models, datasets, deltas, seeds, controls=controls, control_deltas=control_deltas,
@@ -120,17 +299,39 @@ def sweep(out_dir, models=("small_cnn",), datasets=("digits",), deltas=(0.5, 0.2
     status = {name: run_status(paths[name], cfg) for name, cfg in runs}
     pending = [(name, cfg) for name, cfg in runs if status[name][0] != "done"]
 
-    device = resolve_device(base.device)
+    device = resolve_device(base.device) if engine == "local" else "the cluster"
     data = {}  # every data set with a run to do, loaded before the first run: a missing one fails now
     for name, cfg in pending:
-        if cfg.dataset not in data:
+        if cfg.dataset not in data and engine == "local":
             data[cfg.dataset] = load_dataset(cfg.dataset, data_root, download).to(device)
 
-    summary = {"ran": [], "skipped": [], "repaired": [], "diverged": [], "records": [], "out_dir": out_dir}
+    summary = {"ran": [], "skipped": [], "repaired": [], "diverged": [], "claimed": [], "records": [],
+               "out_dir": out_dir}
     warmed = set()
     log(f"sweep: {len(runs)} runs, {len(runs) - len(pending)} already done, {len(pending)} to run on {device} "
         f"-> {out_dir}")
     bar = tqdm(total=len(runs), desc="sweep", unit="run", disable=not progress)
+
+    def account(i, name, result, seconds):
+        """Add one run's outcome (run_one's dict) to the summary and log it."""
+        record = result["record"]
+        if result["outcome"] == "claimed":
+            summary["claimed"].append(name)
+            log(f"[{i}/{len(runs)}] {name}: claimed by {result['holder']}, a sweep still running; skipped here")
+        elif result["outcome"] == "done":
+            summary["skipped"].append(name)
+            summary["records"].append(record)
+        else:
+            summary["ran"].append(name)
+            summary["records"].append(record)
+            if record["status"] != "complete":
+                summary["diverged"].append(name)
+            last = record["history"][-1]
+            log(f"[{i}/{len(runs)}] {name}: {record['status']}{' (resumed)' if result['resumed'] else ''}, "
+                f"test top-1 {last['test_acc']:.1f}%, {record['time_per_backprop_s'] * 1e3:.1f} ms/back-prop, "
+                f"{seconds:.0f} s")
+        bar.update(1)
+
     for i, (name, cfg) in enumerate(runs, 1):
         state, record = status[name]
         ckpt = out_dir / "checkpoints" / f"{name}.pt"
@@ -144,32 +345,32 @@ def sweep(out_dir, models=("small_cnn",), datasets=("digits",), deltas=(0.5, 0.2
             what = "corrupt" if state == "corrupt" else "of another run"
             log(f"[{i}/{len(runs)}] {name}: the record there is {what}; running it again")
             summary["repaired"].append(name)
-        if arms.block(cfg) not in warmed:
-            warm_up(cfg, data[cfg.dataset])
-            warmed.add(arms.block(cfg))
-        resumed = checkpoints and ckpt.exists()
+        if engine == "ray":
+            continue  # submitted below, all at once
+
+        def warm(cfg=cfg):
+            if arms.block(cfg) not in warmed:
+                warm_up(cfg, data[cfg.dataset])
+                warmed.add(arms.block(cfg))
+
         t0 = time.perf_counter()
-        try:
-            record = train(cfg, data=data[cfg.dataset], checkpoint=ckpt if checkpoints else None, resume=True,
-                           progress=progress)
-        except BadCheckpoint as e:  # a damaged checkpoint must not block the run on every retry
-            ckpt.replace(ckpt.with_suffix(".bad"))
-            log(f"[{i}/{len(runs)}] {name}: {e}; moved it to {ckpt.with_suffix('.bad').name} and starting over")
-            resumed = False
-            record = train(cfg, data=data[cfg.dataset], checkpoint=ckpt if checkpoints else None, progress=progress)
-        record["sweep"] = {"name": name}
-        save_record(record, paths[name])
-        ckpt.unlink(missing_ok=True)
-        summary["ran"].append(name)
-        summary["records"].append(record)
-        last = record["history"][-1]
-        if record["status"] != "complete":
-            summary["diverged"].append(name)
-        log(f"[{i}/{len(runs)}] {name}: {record['status']}{' (resumed)' if resumed else ''}, "
-            f"test top-1 {last['test_acc']:.1f}%, {record['time_per_backprop_s'] * 1e3:.1f} ms/back-prop, "
-            f"{time.perf_counter() - t0:.0f} s")
-        bar.update(1)
+        result = run_one(out_dir, name, cfg, data[cfg.dataset], checkpoints=checkpoints, progress=progress,
+                         log=lambda m, i=i, name=name: log(f"[{i}/{len(runs)}] {name}: {m}"), warm=warm,
+                         stale_s=stale_s)
+        account(i, name, result, time.perf_counter() - t0)
+    if engine == "ray":
+        from .cluster import run_on_ray
+
+        index = {name: i for i, (name, _) in enumerate(runs, 1)}
+        for name, result, seconds in run_on_ray(out_dir, pending, address=address, gpus_per_run=gpus_per_run,
+                                                cpus_per_run=cpus_per_run, data_root=data_root,
+                                                checkpoints=checkpoints, stale_s=stale_s, log=log):
+            account(index[name], name, result, seconds)
     bar.close()
+    order = {name: i for i, (name, _) in enumerate(runs)}  # records in plan order, whatever finished first
+    summary["records"].sort(key=lambda r: order.get(r.get("sweep", {}).get("name"), -1))
     log(f"sweep: ran {len(summary['ran'])} ({len(summary['repaired'])} re-run, {len(summary['diverged'])} diverged), "
-        f"skipped {len(summary['skipped'])} already done")
+        f"skipped {len(summary['skipped'])} already done"
+        + (f", left {len(summary['claimed'])} to the other sweep that holds them (run again to collect them)"
+           if summary["claimed"] else ""))
     return summary

@@ -26,7 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CONDA_TO_PYPI = {"pytorch": "torch", "pytorch-cpu": "torch"}  # conda-forge name -> PyPI name
 CONDA_ONLY = {"pip"}  # tools conda needs for itself, with no PyPI counterpart to compare
-NOT_IN_CONDA = {"playwright": "drives Chromium for tests/test_browser.py only, which skips without it"}
+NOT_IN_CONDA = {"playwright": "drives Chromium for tests/test_browser.py only, which skips without it",
+                "ray": "the cluster extra (sweep --engine ray) only; tests/test_cluster.py skips its Ray tests "
+                       "without it, and Binder has one CPU machine to offer"}
 
 
 # ---------------------------------------------------------------- reading the three files

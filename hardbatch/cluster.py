@@ -1,0 +1,132 @@
+"""The Ray engine of `hardbatch sweep --engine ray`: one Ray task per run, on one machine or a cluster.
+
+Why: the paper's grid is hundreds of GPU runs. A Ray task asks for the resources of one run (GPUs, CPUs),
+and Ray runs as many at once as the machines have. Each task calls `sweep.run_one`, the very function the
+local engine calls (claim -> train with checkpoint/resume -> atomic record -> release), so the guarantees
+are the same: one record per run, never trained twice. A worker killed mid-run: Ray retries its task
+(MAX_RETRIES); the retry finds the dead worker's claim (its process is gone, or its heartbeat stale) and
+takes it over, and resumes the run from its checkpoint.
+
+OUT must be one folder that every worker sees at the same path (a shared filesystem: NFS, a cluster
+file system). The driver leaves a marker file there; a task on a node that does not see it, or cannot
+write there, fails with a message naming the path and the node. Every node also needs hardbatch (same
+version) and the data sets ($HARDBATCH_DATA or --data-root). Ray is imported here only, and only for
+engine="ray": `pip install hardbatch[cluster]`.
+"""
+import os
+import socket
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+MAX_RETRIES = 3  # a task whose worker died (killed, out of memory, node lost) runs again, from its checkpoint
+
+_DATA = {}  # per worker process: data sets already loaded, by (name, device)
+_WARMED = set()  # per worker process: blocks already warmed up (sweep.warm_up)
+
+
+class OutNotShared(ValueError):
+    """A worker cannot see or write the sweep's folder: OUT is not on a filesystem every node shares."""
+
+
+def _check_out(out, marker, node):
+    """Fail with the path and the node when this worker does not see the driver's OUT or cannot write it."""
+    hint = "--out must be a folder every worker sees at the same path (a shared filesystem)"
+    if not (out / marker).exists():
+        raise OutNotShared(f"node {node} does not see the sweep folder {str(out)!r} (the driver's marker "
+                           f"{marker} is not there): {hint}")
+    try:
+        for sub in ("records", "checkpoints", "claims"):
+            (out / sub).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out / "claims", prefix=".probe", suffix=".tmp"):
+            pass
+    except OSError as e:
+        raise OutNotShared(f"node {node} cannot write the sweep folder {str(out)!r} ({e.strerror or e}): "
+                           f"{hint}") from None
+
+
+def _task(out_dir, marker, name, cfg, data_root, checkpoints, stale_s):
+    """One run, inside a Ray worker: the local engine's run_one, with data and warm-up cached per process."""
+    from . import arms
+    from .config import resolve_device
+    from .data import load_dataset
+    from .sweep import run_one, warm_up
+
+    node = socket.gethostname()
+    out = Path(out_dir)
+    try:
+        _check_out(out, marker, node)
+    except OutNotShared as e:
+        return {"error": str(e)}  # returned, not raised: the driver shows this line, not a remote traceback
+    t0 = time.perf_counter()
+    device = resolve_device(cfg.device)
+    key = (cfg.dataset, device)
+    if key not in _DATA:
+        _DATA[key] = load_dataset(cfg.dataset, data_root).to(device)
+
+    def warm():
+        if arms.block(cfg) not in _WARMED:
+            warm_up(cfg, _DATA[key])
+            _WARMED.add(arms.block(cfg))
+
+    logs = []
+    result = run_one(out, name, cfg, _DATA[key], checkpoints=checkpoints, log=logs.append, warm=warm,
+                     stale_s=stale_s)
+    return {**result, "logs": logs, "node": node, "seconds": time.perf_counter() - t0}
+
+
+def run_on_ray(out_dir, pending, *, address=None, gpus_per_run=None, cpus_per_run=1, data_root=None,
+               checkpoints=True, stale_s=None, log=print):
+    """Run `pending` [(name, RunConfig)] as Ray tasks; yield (name, run_one's result, seconds) as each ends.
+
+    address: join that cluster ("HOST:6379"); None: use Ray if this process already started it, else
+    start a local one with this machine's CPUs. gpus_per_run: default 1 if the cluster has a GPU, else 0.
+    A run on the CPU gets threads = cpus_per_run (unless its config names its threads)."""
+    import ray
+
+    from .config import available_cpus
+    from .sweep import CLAIM_STALE_S
+
+    if cpus_per_run <= 0:
+        raise ValueError(f"cpus_per_run must be above 0, got {cpus_per_run}")
+    out = Path(out_dir).resolve()  # workers do not share the driver's working directory
+    data_root = str(Path(data_root).expanduser().resolve()) if data_root else None
+    started = not ray.is_initialized()
+    if started:
+        if address:
+            ray.init(address=address)
+        else:
+            ray.init(address="local", num_cpus=available_cpus(), include_dashboard=False)
+    marker = f".sweep-{uuid.uuid4().hex[:8]}"
+    refs = {}
+    try:
+        if gpus_per_run is None:
+            gpus_per_run = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
+        out.mkdir(parents=True, exist_ok=True)
+        (out / marker).write_text(f"{socket.gethostname()}:{os.getpid()}\n")
+        task = ray.remote(_task).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=MAX_RETRIES,
+                                         retry_exceptions=False)
+        threads = max(1, int(cpus_per_run))
+        log(f"sweep: {len(pending)} Ray tasks of {cpus_per_run:g} CPU and {gpus_per_run:g} GPU each on "
+            f"{ray.cluster_resources().get('CPU', 0):g} CPUs, {ray.cluster_resources().get('GPU', 0):g} GPUs")
+        for name, cfg in pending:
+            cfg = cfg if cfg.threads else replace(cfg, threads=threads)
+            refs[task.remote(str(out), marker, name, cfg, data_root, checkpoints,
+                             CLAIM_STALE_S if stale_s is None else stale_s)] = name
+        while refs:
+            done, _ = ray.wait(list(refs), num_returns=1)
+            name = refs.pop(done[0])
+            result = ray.get(done[0])
+            if "error" in result:
+                raise OutNotShared(result["error"])
+            for line in result["logs"]:
+                log(f"{name} (on {result['node']}): {line}")
+            yield name, result, result["seconds"]
+    finally:
+        for ref in refs:  # stopped early (an error, Ctrl-C): a cancelled task releases its claim
+            ray.cancel(ref)
+        (out / marker).unlink(missing_ok=True)
+        if started:
+            ray.shutdown()
