@@ -4,7 +4,8 @@ One module per idea, in the order the chapters teach them:
 batches (the fixed partition) · ledger (loss bookkeeping) · selection (which batches) ·
 budget (k, ζ, N·E back-props) · config (the knobs of a run) · arms (which runs are the same run,
 the same arm, the baseline) · train (Algorithms 1 and 2) · checkpoint · data · models · metrics ·
-record (run records) · report (paired tables) · plots · compare (the main job) · sweep · paper · cli.
+record (run records) · report (paired tables) · plots · compare (the main job) · sweep · claims ·
+cluster (sweeps on Ray) · paper · cli.
 """
 __version__ = "0.1.0"
 

@@ -87,7 +87,7 @@ def run_on_ray(out_dir, pending, *, address=None, gpus_per_run=None, cpus_per_ru
     import ray
 
     from .config import available_cpus
-    from .sweep import CLAIM_STALE_S
+    from .claims import CLAIM_STALE_S
 
     if cpus_per_run <= 0:
         raise ValueError(f"cpus_per_run must be above 0, got {cpus_per_run}")

@@ -17,6 +17,7 @@ from dataclasses import replace
 import pytest
 
 import hardbatch.sweep as sw
+from hardbatch import claims
 from hardbatch import RunConfig, load_record
 from hardbatch.cli import main
 from hardbatch.record import without_timing
@@ -56,7 +57,7 @@ def local(tmp_path_factory):
 
 def test_a_claim_is_exclusive_and_released(tmp_path):
     path = tmp_path / "claims" / "run.claim"
-    a, b = sw.Claim(path), sw.Claim(path)
+    a, b = claims.Claim(path), claims.Claim(path)
     assert a.acquire()
     assert not b.acquire() and b.holder == a.owner  # a live owner keeps it
     owner, heartbeat = a.read()
@@ -71,17 +72,17 @@ def test_a_claim_is_exclusive_and_released(tmp_path):
 
 def test_a_stale_claim_is_taken_over_and_its_owner_stops(tmp_path):
     path = tmp_path / "run.claim"
-    old = sw.Claim(path, stale_s=0.4)  # its heartbeat thread beats every 0.1 s...
+    old = claims.Claim(path, stale_s=0.4)  # its heartbeat thread beats every 0.1 s...
     assert old.acquire()
     old._stop.set()  # ...until it freezes (a suspended process, a lost node)
     old._thread.join()
     time.sleep(0.6)
-    new = sw.Claim(path, stale_s=0.4)
+    new = claims.Claim(path, stale_s=0.4)
     assert new.acquire() and new.took_over == old.owner and new.read()[0] == new.owner
     old._stop.clear()
     threading.Thread(target=old._beat, daemon=True).start()  # it wakes up: the claim is no longer its own
     time.sleep(0.3)
-    with pytest.raises(sw.ClaimLost):
+    with pytest.raises(claims.ClaimLost):
         old.check()
     old.release()  # never removes another's claim
     assert new.read()[0] == new.owner
@@ -94,7 +95,7 @@ def test_a_dead_owners_claim_is_taken_over_at_once(tmp_path):
     dead.wait()
     path = tmp_path / "run.claim"
     path.write_text(json.dumps({"owner": f"{socket.gethostname()}:{dead.pid}:x", "heartbeat": time.time()}))
-    claim = sw.Claim(path)  # stale limit 300 s: only the pid can make it free
+    claim = claims.Claim(path)  # stale limit 300 s: only the pid can make it free
     assert claim.acquire() and claim.took_over.endswith(":x")
     claim.release()
 
@@ -103,6 +104,7 @@ TWO_SWEEPS = """
 import json, sys, time
 from pathlib import Path
 import hardbatch.sweep as sw
+from hardbatch import claims
 from hardbatch import RunConfig
 out, me, base, grid = Path(sys.argv[1]), sys.argv[2], RunConfig.from_dict(json.loads(sys.argv[3])), json.loads(sys.argv[4])
 real = sw.train
