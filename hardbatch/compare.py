@@ -5,6 +5,7 @@ seeded random order within each seed (so their times per back-prop compare fairl
 verdict in words, and a figure of test top-1 and train loss against equivalent epochs and of
 test top-1 against training seconds.
 """
+import io
 import random
 from pathlib import Path
 
@@ -44,6 +45,7 @@ def compare(base=None, deltas=(0.8, 0.5, 0.2), strategies=("hardest", "random"),
     fig = curves(records, keys=("test_acc", "train_loss", "test_acc@train_s"),
                  title=f"{base.model} on {base.dataset}: Algorithm 1 vs Algorithm 2, {len(seeds)} seeds")
     fig_path = out_dir / "compare.png"
-    fig.savefig(fig_path.with_suffix(".tmp.png"), dpi=120)
-    fig_path.with_suffix(".tmp.png").replace(fig_path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    atomic_write(fig_path, buf.getvalue())
     return records, rows, table, fig_path

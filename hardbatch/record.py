@@ -1,6 +1,6 @@
 """The run record: one JSON file per run, written atomically, checked in full when read.
 
-A record holds everything a table or figure needs (METHOD.md lists the keys), so sweeps and
+A record holds everything a table or figure needs (docs/method.md lists the keys), so sweeps and
 reports never re-run anything. Files are written to a temporary name and renamed into place,
 so a killed process leaves either the old file or the new one, never half of one; a path that
 is not a regular file (a device, a named pipe, a folder) is never replaced.

@@ -248,6 +248,12 @@ class Run:
 
 def start(cfg, data=None, model=None):
     """A Run at back-prop 0: data on the device, the partition, the model, optimiser and ledger."""
+    from .data import ImageData
+
+    for name, value, kind in (("cfg", cfg, RunConfig), ("data", data, ImageData), ("model", model, torch.nn.Module)):
+        if value is not None and not isinstance(value, kind):
+            raise ValueError(f"{name} must be a {kind.__name__}{' or None' if name != 'cfg' else ''}, "
+                             f"got {type(value).__name__}")
     device = resolve_device(cfg.device)
     if device == "cpu":
         torch.set_num_threads(resolve_threads(cfg.threads))

@@ -32,6 +32,8 @@ BASE = hb.RunConfig(epochs=2, batch_size=16, subset=64, lr=0.05, momentum=0.9, w
 RUNS = plan(["small_cnn"], ["digits"], [0.5], [0], controls=(), recipes=("tuned",), base=BASE)
 NAME, CFG = RUNS[1]  # hardest δ=0.5: N = 4 batches, k = 2
 N = 4
+SELECTIVE = hb.RunConfig(method="selective", beta=1.0, window=64, epochs=2, batch_size=16, subset=64, lr=0.05,
+                         device="cpu")
 
 
 class Stop(Exception):
@@ -76,6 +78,20 @@ def payload(digits, tmp_path_factory):
 
     with pytest.raises(Stop):
         hb.train(CFG, data=digits, checkpoint=ck, on_step=stop)
+    return torch.load(ck, weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def selective_payload(digits, tmp_path_factory):
+    """A real checkpoint of a Selective-Backprop run (chapter 6), which also saves its kept samples and loss window."""
+    ck = tmp_path_factory.mktemp("ck") / "ck.pt"
+
+    def stop(step, batch, loss):
+        if step == N + 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        hb.train(SELECTIVE, data=digits, checkpoint=ck, on_step=stop)
     return torch.load(ck, weights_only=True)
 
 
@@ -304,12 +320,13 @@ def fuzz(examples):
 
 @fuzz(60)
 @given(data=st.data())
-def test_fuzz_run_resume_never_shows_a_traceback(data, payload, capsys):
-    p = data.draw(malformed_payload(payload))
+def test_fuzz_run_resume_never_shows_a_traceback(data, payload, selective_payload, capsys):
+    cfg, good = data.draw(st.sampled_from([(CFG, payload), (SELECTIVE, selective_payload)]))
+    p = data.draw(malformed_payload(good))
     with tempfile.TemporaryDirectory() as tmp:
         ck, out = Path(tmp) / "ck.pt", Path(tmp) / "r.json"
         torch.save(p, ck)
-        status, _, err = run_main(argv_of(CFG) + ["--checkpoint", str(ck), "--resume", "--out", str(out)], capsys)
+        status, _, err = run_main(argv_of(cfg) + ["--checkpoint", str(ck), "--resume", "--out", str(out)], capsys)
         assert "Traceback" not in err
         assert status in (0, 2), err
         event("resumed" if status == 0 else "refused")
