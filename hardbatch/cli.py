@@ -130,6 +130,8 @@ def build_parser():
     sw.add_argument("--recipes", choices=tuple(RECIPES), nargs="+", default=["paper"],
                     help="paper: constant lr, no augmentation (our reading of the paper); "
                          "tuned: cosine lr keyed to back-props + crop/flip")
+    sw.add_argument("--betas", type=_parse(FIELDS["beta"], float), nargs="*", default=[],
+                    help="also Selective-Backprop (chapter 6) at each β, beside the other arms of every seed")
     sw.add_argument("--tuned-arms", nargs="+", default=None, metavar="LABEL",
                     help="run the tuned recipe for these arms only, e.g. 'Algorithm 1 (fixed)' 'hardest δ=0.2'")
     sw.add_argument("--data-root", default=None, help="where data sets live (default: $HARDBATCH_DATA or ~/.cache/hardbatch)")
@@ -326,7 +328,7 @@ def _sweep(args):
     base = config_from(args, SWEEP_DEFAULTS, model=args.models[0], dataset=args.datasets[0])
     configs = [RunConfig(**{**base.to_dict(), "model": m, "dataset": d}) for m in args.models for d in args.datasets]
     grid = dict(controls=tuple(args.controls), control_deltas=args.control_deltas, recipes=tuple(args.recipes),
-                base=base, tuned_arms=args.tuned_arms)
+                base=base, tuned_arms=args.tuned_arms, betas=tuple(args.betas))
     runs = plan(args.models, args.datasets, args.deltas, args.seeds, **grid)
     out = Path(args.out)
     if args.dry_run:

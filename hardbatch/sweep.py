@@ -52,10 +52,11 @@ RECIPES = {"paper": {"lr_schedule": "constant", "augment": False},
 
 
 def plan(models, datasets, deltas, seeds, *, controls=("random",), control_deltas=None,
-         recipes=("paper",), base=None, tuned_arms=None):
+         recipes=("paper",), base=None, tuned_arms=None, betas=()):
     """The runs of a sweep, in the order they run: a list of (record name, RunConfig).
 
-    tuned_arms: if given, the arm labels (arms.label) that the `tuned` recipe runs (default: every arm)."""
+    tuned_arms: if given, the arm labels (arms.label) that the `tuned` recipe runs (default: every arm).
+    betas: Selective-Backprop at each β (chapter 6), beside the other arms of each seed."""
     base = base or RunConfig()
     deltas = tuple(float(d) for d in deltas)
     arms.check_seeds(seeds)
@@ -72,7 +73,7 @@ def plan(models, datasets, deltas, seeds, *, controls=("random",), control_delta
                 for seed in seeds:
                     b = replace(base, dataset=dataset, model=model, **RECIPES[recipe])
                     configs = (arms.job(b, deltas, ("hardest",), (seed,))
-                               + arms.job(b, tuple(control_deltas), tuple(controls), (seed,))[1:])
+                               + arms.job(b, tuple(control_deltas), tuple(controls), (seed,), tuple(betas))[1:])
                     for cfg in configs:
                         if recipe == "tuned" and tuned_arms is not None and arms.label(cfg) not in tuned_arms:
                             continue
@@ -153,7 +154,7 @@ def warm_up(cfg, data):
 
 
 def sweep(out_dir, models=("small_cnn",), datasets=("digits",), deltas=(0.5, 0.2), seeds=(0, 1, 2), *,
-          controls=("random",), control_deltas=None, recipes=("paper",), base=None, tuned_arms=None,
+          controls=("random",), control_deltas=None, recipes=("paper",), base=None, tuned_arms=None, betas=(),
           data_root=None, download=False, checkpoints=True, progress=True, log=None, engine="local",
           address=None, gpus_per_run=None, cpus_per_run=1, stale_s=CLAIM_STALE_S):
     """Run every run of the grid that DIR/records does not already hold; return a summary dict.
@@ -171,7 +172,7 @@ def sweep(out_dir, models=("small_cnn",), datasets=("digits",), deltas=(0.5, 0.2
     base = base or RunConfig()
     out_dir = Path(out_dir)
     runs = plan(models, datasets, deltas, seeds, controls=controls, control_deltas=control_deltas,
-                recipes=recipes, base=base, tuned_arms=tuned_arms)
+                recipes=recipes, base=base, tuned_arms=tuned_arms, betas=betas)
     log = log or tqdm.write
     paths = {name: out_dir / "records" / f"{name}.json" for name, _ in runs}
     status = {name: run_status(paths[name], cfg) for name, cfg in runs}

@@ -233,3 +233,16 @@ def test_cli_sweep_then_report(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["report", str(tmp_path / "empty")])
     assert e.value.code == 2
+
+
+def test_a_sweep_runs_the_peers_of_chapter_6(tmp_path):
+    """--betas adds Selective-Backprop and --controls may name proportional: one complete record each."""
+    grid = dict(GRID, seeds=(0,), deltas=(0.2,))
+    runs = sw.plan(**grid, controls=("random", "proportional"), betas=(1.0,), base=BASE)
+    assert [c.method for _, c in runs].count("selective") == 1
+    assert [c.select for _, c in runs if c.method == "hardbatch"] == ["hardest", "random", "proportional"]
+    result = sw.sweep(tmp_path, **grid, controls=("random", "proportional"), betas=(1.0,), base=BASE,
+                      progress=False, log=lambda *_: None)
+    assert sorted(result["ran"]) == sorted(n for n, _ in runs)
+    selective = load_record(tmp_path / "records" / f"{next(n for n, c in runs if c.method == 'selective')}.json")
+    assert selective["status"] == "complete" and selective["backprop_samples"] == selective["backprops"] * 64
