@@ -212,7 +212,7 @@ def to_markdown(rows):
                      _pm(r["vs_baseline"], sign=True), _pm(r["vs_random"], sign=True),
                      _pm(r["vs_hardest"], sign=True), e,
                      _pm(r["de_ours"], 1, sign=True), _pm(r["de_paper"], 1, sign=True), ratio,
-                     _pm(r["secs_to_target"], 0), _pm(r["equal_time_vs_baseline"], sign=True)]
+                     _pm(r["secs_to_target"], 0 if r["secs_to_target"] and r["secs_to_target"][0] >= 10 else 2), _pm(r["equal_time_vs_baseline"], sign=True)]
             lines.append("| " + " | ".join(cells) + " |")
         out.append("\n".join(lines))
     legend = ("Means ± 95 % t-intervals over seeds; differences are paired by seed (arms with one seed share "
