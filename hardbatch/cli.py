@@ -116,7 +116,9 @@ def build_parser():
     sw = sub.add_parser("sweep", help="every run of a grid (default: the paper's), resumable; then the report",
                         description="Algorithm 1, Algorithm 2 at each δ and the random control, for every model, "
                                     "data set, recipe and seed. Runs already complete in --out are skipped, so the "
-                                    "same command continues a sweep that was stopped. Defaults: the paper's grid.")
+                                    "same command continues a sweep that was stopped. Defaults: the paper's grid (its models, data "
+                                    "sets, δs, lr 0.005, batch 512, 128²); E = 100 is our reading, since the paper "
+                                    "states no E and its convergence epochs reach 100.")
     add_config_options(sw, leave_out=JOB + ("model", "dataset", "augment", "lr_schedule"), defaults=SWEEP_DEFAULTS)
     sw.add_argument("--models", nargs="+", default=list(PAPER_MODELS), help="small_cnn or timm names")
     sw.add_argument("--datasets", nargs="+", choices=FIELDS["dataset"].metadata["choices"],
