@@ -44,6 +44,7 @@ def reads(name, settings):
     method_ok = ONLY_FOR.get(name, settings["method"]) == settings["method"]
     return method_ok and ONLY_FOR_SELECT.get(name, settings.get("select")) == settings.get("select")
 
+
 FAST_ON, FAST_OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
