@@ -16,6 +16,7 @@ import hardbatch as hb
 from hardbatch import cli
 from hardbatch.models import SmallCNN
 from hardbatch.report import summarize, to_markdown
+from helpers import run_main as _main
 
 
 @pytest.fixture(scope="module")
@@ -141,10 +142,3 @@ def test_compare_where_every_run_diverges_fails_with_a_clear_message(tmp_path, c
     assert [r["status"] for r in records] == ["diverged", "diverged"]
 
 
-def _main(argv, capsys):
-    try:
-        status = cli.main(argv)
-    except SystemExit as e:
-        status = e.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err

@@ -23,6 +23,7 @@ import hardbatch as hb
 from hardbatch import arms, cli
 from hardbatch.checkpoint import BadCheckpoint
 from hardbatch.sweep import plan
+from helpers import run_main
 
 # The tuned recipe (cosine schedule + augmentation), so the schedule and the augmentation generator are saved too.
 SWEEP = ["sweep", "--models", "small_cnn", "--datasets", "digits", "--deltas", "0.5", "--seeds", "0", "--controls",
@@ -38,16 +39,6 @@ SELECTIVE = hb.RunConfig(method="selective", beta=1.0, window=64, epochs=2, batc
 
 class Stop(Exception):
     pass
-
-
-def run_main(argv, capsys):
-    """cli.main in-process: (exit status, stdout, stderr). Any other exception fails the test as it is."""
-    try:
-        status = cli.main(argv)
-    except SystemExit as e:
-        status = e.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def argv_of(cfg):

@@ -15,19 +15,10 @@ import threading
 import pytest
 
 import hardbatch as hb
-from hardbatch import cli, record
+from hardbatch import record
+from helpers import run_main
 
 RUN = ["run", "--epochs", "1", "--subset", "64", "--batch-size", "32", "--device", "cpu"]
-
-
-def run_main(argv, capsys):
-    """cli.main in-process: (exit status, stdout, stderr). Any other exception fails the test as it is."""
-    try:
-        status = cli.main(argv)
-    except SystemExit as e:
-        status = e.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def no_training(monkeypatch):

@@ -22,22 +22,13 @@ from hypothesis import strategies as st
 import hardbatch as hb
 from hardbatch import arms, cli, record
 from hardbatch.sweep import plan
+from helpers import run_main
 
 SWEEP = ["sweep", "--models", "small_cnn", "--datasets", "digits", "--deltas", "0.5", "--seeds", "0", "--controls",
          "--epochs", "1", "--batch-size", "32", "--subset", "64", "--image-size", "0", "--device", "cpu",
          "--no-report"]
 BASE = hb.RunConfig(epochs=1, batch_size=32, subset=64, lr=0.005, momentum=0.9, weight_decay=0.0)
 RUNS = plan(["small_cnn"], ["digits"], [0.5], [0], controls=(), base=BASE)  # Algorithm 1 and hardest δ=0.5
-
-
-def run_main(argv, capsys):
-    """cli.main in-process: (exit status, stdout, stderr). Any other exception fails the test as it is."""
-    try:
-        status = cli.main(argv)
-    except SystemExit as e:
-        status = e.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

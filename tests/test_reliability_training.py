@@ -13,20 +13,12 @@ from torch import nn
 import hardbatch as hb
 import importlib
 
-from hardbatch import cli, config
+from hardbatch import config
 from hardbatch.models import SmallCNN
+from helpers import run_main
 
 train_module = importlib.import_module("hardbatch.train")  # `hardbatch.train` is also the function's name
 RUN = ["run", "--epochs", "2", "--subset", "64", "--batch-size", "32", "--device", "cpu"]
-
-
-def run_main(argv, capsys):
-    try:
-        status = cli.main(argv)
-    except SystemExit as e:
-        status = e.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
