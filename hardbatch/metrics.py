@@ -16,8 +16,6 @@
 """
 import math
 
-import torch
-
 CONVENTIONS = ("ours", "paper")
 
 
@@ -118,8 +116,3 @@ def delta_e(e_baseline, e_method, convention="ours"):
         return None
     divisor = e_baseline if convention == "ours" else e_method
     return None if divisor == 0 else 100.0 * (e_baseline - e_method) / divisor
-
-
-def mean_curve(records, key):
-    """(E+1,) mean over runs of one history key, as a tensor."""
-    return torch.tensor([[h[key] for h in r["history"]] for r in records], dtype=torch.float64).mean(0)

@@ -104,8 +104,6 @@ def test_paired_ci_uses_only_shared_seeds_and_their_differences():
     assert not metrics.excludes_zero((1.0, 0.0, 2))  # two seeds with equal differences: no finding
 
 
-def test_top1_and_mean_curve():
+def test_top1():
     logits = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
     assert metrics.top1(logits, torch.tensor([1, 0, 0, 0])) == 75.0
-    runs = [{"history": [{"x": 1.0}, {"x": 3.0}]}, {"history": [{"x": 2.0}, {"x": 5.0}]}]
-    assert metrics.mean_curve(runs, "x").tolist() == [1.5, 4.0]

@@ -58,9 +58,8 @@ def digits():
     return hb.load_dataset("digits")
 
 
-@pytest.fixture(scope="module")
-def payload(digits, tmp_path_factory):
-    """A real checkpoint of CFG, taken at equivalent epoch 1 of 2 (the run was stopped in epoch 2)."""
+def checkpoint_of(cfg, digits, tmp_path_factory):
+    """A real checkpoint of `cfg`, taken at equivalent epoch 1 of 2 (the run was stopped in epoch 2)."""
     ck = tmp_path_factory.mktemp("ck") / "ck.pt"
 
     def stop(step, batch, loss):
@@ -68,22 +67,19 @@ def payload(digits, tmp_path_factory):
             raise Stop
 
     with pytest.raises(Stop):
-        hb.train(CFG, data=digits, checkpoint=ck, on_step=stop)
+        hb.train(cfg, data=digits, checkpoint=ck, on_step=stop)
     return torch.load(ck, weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def payload(digits, tmp_path_factory):
+    return checkpoint_of(CFG, digits, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def selective_payload(digits, tmp_path_factory):
-    """A real checkpoint of a Selective-Backprop run (chapter 6), which also saves its kept samples and loss window."""
-    ck = tmp_path_factory.mktemp("ck") / "ck.pt"
-
-    def stop(step, batch, loss):
-        if step == N + 1:
-            raise Stop
-
-    with pytest.raises(Stop):
-        hb.train(SELECTIVE, data=digits, checkpoint=ck, on_step=stop)
-    return torch.load(ck, weights_only=True)
+    """Selective-Backprop (chapter 6) also saves its kept samples and loss window."""
+    return checkpoint_of(SELECTIVE, digits, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
