@@ -119,9 +119,37 @@ def check_seeds(seeds):
     return seeds
 
 
-def job(base, deltas=(0.8, 0.5, 0.2), strategies=("hardest", "random"), seeds=(0,), betas=()):
+ARM_KNOBS = {"order": str, "select": str, "delta": float, "alpha": float, "beta": float, "window": int}
+
+
+def parse_arm(spec):
+    """An arm written as words, e.g. "minibatch order=shuffled", "hardbatch select=random delta=0.2",
+    "selective beta=1": the method, then its knobs as key=value. Returns the knobs as a dict (with "method"),
+    checked by RunConfig, so a knob the method ignores or a bad value is refused with what is allowed."""
+    from .config import METHODS
+
+    words = str(spec).split()
+    if not words or words[0] not in METHODS:
+        raise ValueError(f"arm {spec!r} must start with a method ({', '.join(METHODS)}), then key=value knobs")
+    knobs = {"method": words[0]}
+    for word in words[1:]:
+        key, eq, value = word.partition("=")
+        if not eq or key not in ARM_KNOBS or key in knobs:
+            raise ValueError(f"arm {spec!r}: {word!r} is not one knob=value; knobs: {', '.join(ARM_KNOBS)}, "
+                             f"each once")
+        try:
+            knobs[key] = ARM_KNOBS[key](value)
+        except ValueError:
+            raise ValueError(f"arm {spec!r}: {key} must be a{'n integer' if ARM_KNOBS[key] is int else ' number'}, "
+                             f"got {value!r}") from None
+    RunConfig(**knobs)  # refuses an unknown rule, a bad δ, a knob this method ignores
+    return knobs
+
+
+def job(base, deltas=(0.8, 0.5, 0.2), strategies=("hardest", "random"), seeds=(0,), betas=(), specs=None):
     """The runs of one comparison, seed by seed: Algorithm 1 (fixed partition), then each strategy at each δ,
-    then Selective-Backprop at each β in `betas` (chapter 6).
+    then Selective-Backprop at each β in `betas` (chapter 6). With `specs` (arm specs, parse_arm), the arms
+    are Algorithm 1 (fixed) and those specs instead, and deltas, strategies and betas are not read.
 
     base: a RunConfig whose shared settings (data set, model, epochs, ...) every run takes. A run that
     would repeat another (the same settings) is listed once."""
@@ -129,9 +157,12 @@ def job(base, deltas=(0.8, 0.5, 0.2), strategies=("hardest", "random"), seeds=(0
     out, seen = [], set()
     for seed in check_seeds(seeds):
         configs = [RunConfig(**{**common, "seed": seed}, method="minibatch", order="fixed")]
-        configs += [RunConfig(**{**common, "seed": seed}, method="hardbatch", select=s, delta=float(d))
-                    for s in strategies for d in deltas]
-        configs += [RunConfig(**{**common, "seed": seed}, method="selective", beta=float(b)) for b in betas]
+        if specs is not None:
+            configs += [RunConfig(**{**common, "seed": seed}, **parse_arm(spec)) for spec in specs]
+        else:
+            configs += [RunConfig(**{**common, "seed": seed}, method="hardbatch", select=s, delta=float(d))
+                        for s in strategies for d in deltas]
+            configs += [RunConfig(**{**common, "seed": seed}, method="selective", beta=float(b)) for b in betas]
         for cfg in configs:
             if (key := run_key(cfg)) not in seen:
                 seen.add(key)

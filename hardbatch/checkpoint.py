@@ -15,6 +15,7 @@ from .arms import settings
 from .record import atomic_write, check_history, open_regular
 
 STATE = ("step", "rounds", "queue", "history", "train_s", "eval_s", "status")  # the Run's counters
+STATE_OPTIONAL = {"train_cpu_s": 0.0}  # counters newer than some checkpoints: their value when absent
 SELECTIVE = ("candidates", "forward_samples", "forward_s", "kept", "recent")  # method="selective" only
 
 
@@ -29,7 +30,7 @@ def save_checkpoint(run, path):
                "epoch_batches": None if run.epoch_batches is None else [p.cpu() for p in run.epoch_batches],
                "rng": {"gen": run.gen.get_state(), "aug_gen": run.aug_gen.get_state(), "torch": torch.get_rng_state(),
                        **({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {})},
-               "state": {name: getattr(run, name) for name in STATE}}
+               "state": {name: getattr(run, name) for name in STATE + tuple(STATE_OPTIONAL)}}
     if run.cfg.method == "selective":  # the kept-sample buffer, the loss window, the pass being scored
         payload["selective"] = {name: getattr(run, name) for name in SELECTIVE}
         payload["selective"]["kept"] = run.kept.cpu()
@@ -165,7 +166,8 @@ def check_payload(path, payload, run):
     _check(path, _is_int(st["rounds"]) and 0 <= st["rounds"] <= step, f"round count {st['rounds']!r}")
     _check(path, isinstance(st["queue"], list) and len(st["queue"]) <= run.T - step
            and all(_is_int(i) and 0 <= i < run.N for i in st["queue"]), "its queue holds batch indices out of range")
-    _check(path, all(_like(st[k], 0.0) and st[k] >= 0 for k in ("train_s", "eval_s")), "its clocks")
+    _check(path, all(_like(st.get(k, 0.0), 0.0) and st.get(k, 0.0) >= 0 for k in ("train_s", "eval_s", "train_cpu_s")),
+           "its clocks")
     _check(path, st["status"] == "complete", f"its status {st['status']!r} (only healthy runs are saved)")
     _check(path, isinstance(st["history"], list) and len(st["history"]) == step // run.N + 1,
            "its history does not match its back-prop count")
@@ -217,6 +219,8 @@ def load_checkpoint(run, path):
                             f"{str(e).splitlines()[0] if str(e) else ''}); delete it to start afresh") from None
     for name in STATE:
         setattr(run, name, payload["state"][name])
+    for name, absent in STATE_OPTIONAL.items():
+        setattr(run, name, payload["state"].get(name, absent))
     eb = payload.get("epoch_batches")
     run.epoch_batches = None if eb is None else [p.to(run.device) for p in eb]
     if run.cfg.method == "selective":

@@ -90,6 +90,15 @@ def _amount(text):
     return value
 
 
+def _arm(text):
+    """argparse type of an arm spec (arms.parse_arm): kept as typed once it parses."""
+    try:
+        arms.parse_arm(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="hardbatch", description="Train harder on the mini-batches with the highest loss.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,9 +132,14 @@ def build_parser():
     sw.add_argument("--models", nargs="+", default=list(PAPER_MODELS), help="small_cnn or timm names")
     sw.add_argument("--datasets", nargs="+", choices=FIELDS["dataset"].metadata["choices"],
                     default=list(PAPER_DATASETS))
-    sw.add_argument("--deltas", type=delta, nargs="+", default=list(PAPER_DELTAS))
+    sw.add_argument("--deltas", type=delta, nargs="+", default=None,
+                    help=f"δs of the hardest arm (default: the paper's, {' '.join(map(str, PAPER_DELTAS))})")
     sw.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2], help="distinct seeds")
-    sw.add_argument("--controls", choices=tuple(STRATEGIES), nargs="*", default=["random"],
+    sw.add_argument("--arms", nargs="*", default=None, metavar="SPEC", type=_arm,
+                    help="the arms beside Algorithm 1 (fixed), each a method and its knobs, e.g. "
+                         "'minibatch order=shuffled' 'hardbatch select=random delta=0.2' 'selective beta=1'; "
+                         "instead of --deltas, --controls, --control-deltas and --betas (--arms alone: Algorithm 1 only)")
+    sw.add_argument("--controls", choices=tuple(STRATEGIES), nargs="*", default=None,
                     help="control strategies (none: --controls with no name)")
     sw.add_argument("--control-deltas", type=delta, nargs="+", default=None,
                     help="δs of the controls (default: the smallest δ below 1)")
@@ -329,8 +343,16 @@ def _sweep(args):
 
     base = config_from(args, SWEEP_DEFAULTS, model=args.models[0], dataset=args.datasets[0])
     configs = [RunConfig(**{**base.to_dict(), "model": m, "dataset": d}) for m in args.models for d in args.datasets]
-    grid = dict(controls=tuple(args.controls), control_deltas=args.control_deltas, recipes=tuple(args.recipes),
-                base=base, tuned_arms=args.tuned_arms, betas=tuple(args.betas))
+    grid_flags = {"--deltas": args.deltas, "--controls": args.controls, "--control-deltas": args.control_deltas,
+                  "--betas": args.betas or None}
+    if args.arms is not None and any(v is not None for v in grid_flags.values()):
+        given = [k for k, v in grid_flags.items() if v is not None]
+        raise ValueError(f"--arms names every arm; leave out {', '.join(given)} (or leave out --arms)")
+    if args.arms is None:
+        args.deltas = list(PAPER_DELTAS) if args.deltas is None else args.deltas
+    grid = dict(controls=tuple(args.controls if args.controls is not None else ["random"]),
+                control_deltas=args.control_deltas, recipes=tuple(args.recipes),
+                base=base, tuned_arms=args.tuned_arms, betas=tuple(args.betas), specs=args.arms)
     runs = plan(args.models, args.datasets, args.deltas, args.seeds, **grid)
     out = Path(args.out)
     if args.dry_run:

@@ -22,18 +22,20 @@ CONFIG_KEYS = ("method", "delta", "epochs", "batch_size", "lr", "momentum", "wei
                "model", "dataset", "image_size", "device")
 HISTORY_KEYS = ("epoch", "backprops", "train_loss", "train_acc", "test_loss", "test_acc", "backprop_loss",
                 "train_s", "wall_s")
-HISTORY_OPTIONAL = ("eval_s",)  # added in 0.1.0's last weeks; checked when present
+HISTORY_OPTIONAL = ("eval_s", "train_cpu_s")  # added after 0.1.0's first records; checked when present
 RECORD_KEYS = {"config": dict, "status": str, "n_train": int, "n_test": int, "n_batches": int, "k": int,
                "rounds": int, "backprops": int, "batch_train_counts": list, "final_ledger_loss": list,
                "history": list, "time_per_backprop_s": numbers.Real, "version": str, "torch": str}
 RECORD_OPTIONAL = {"n_train_eval": int, "sweep": dict,
-                   "backprop_samples": int, "forward_samples": int, "forward_s": numbers.Real}  # chapter 6's counts
+                   "backprop_samples": int, "forward_samples": int, "forward_s": numbers.Real,  # chapter 6's counts
+                   "cpu_per_backprop_s": numbers.Real}  # process CPU time per back-prop (newer records)
 STATUSES = ("complete", "diverged")
 MAX_RECORD_BYTES = 64 * 2**20  # a record of 100 epochs and 50 000 batches is ~2 MB
 MAX_DEPTH = 4  # record -> history -> entry -> value; anything deeper is not a record
 
 
-TIMING_KEYS = ("time_per_backprop_s", "train_s", "eval_s", "wall_s", "forward_s")  # the only fields that differ between identical runs
+TIMING_KEYS = ("time_per_backprop_s", "cpu_per_backprop_s", "train_s", "train_cpu_s", "eval_s", "wall_s",
+               "forward_s")  # the only fields that differ between identical runs
 
 
 def without_timing(x):
@@ -248,8 +250,9 @@ def validate_record(record):
     for key in ("backprop_samples", "forward_samples"):
         if key in record:
             _int(record[key], key, 0)
-    if "forward_s" in record:
-        _metric(record["forward_s"], "forward_s", null_ok=False, low=0)
+    for key in ("forward_s", "cpu_per_backprop_s"):
+        if key in record:
+            _metric(record[key], key, null_ok=False, low=0)
     if complete and record["config"]["method"] == "selective" and record.get("backprop_samples") not in (
             None, N * E * record["config"]["batch_size"]):
         raise ValueError("a complete selective record must have back-propagated exactly N*E*B samples")

@@ -47,18 +47,22 @@ PAPER_BASE = dict(lr=0.005, momentum=0.9, weight_decay=0.0, batch_size=512, imag
 # paper, which states neither a schedule nor augmentation). `tuned`: cosine decay keyed to back-props
 # plus random crop + flip, an honest baseline: gains measured against an untuned baseline are known
 # to shrink or vanish against a tuned one.
+# `cosine`: the decay to zero alone, without augmentation, for studies of nets that fit their training set.
 RECIPES = {"paper": {"lr_schedule": "constant", "augment": False},
-           "tuned": {"lr_schedule": "cosine", "augment": True}}
+           "tuned": {"lr_schedule": "cosine", "augment": True},
+           "cosine": {"lr_schedule": "cosine", "augment": False}}
 
 
 def plan(models, datasets, deltas, seeds, *, controls=("random",), control_deltas=None,
-         recipes=("paper",), base=None, tuned_arms=None, betas=()):
+         recipes=("paper",), base=None, tuned_arms=None, betas=(), specs=None):
     """The runs of a sweep, in the order they run: a list of (record name, RunConfig).
 
     tuned_arms: if given, the arm labels (arms.label) that the `tuned` recipe runs (default: every arm).
-    betas: Selective-Backprop at each β (chapter 6), beside the other arms of each seed."""
+    betas: Selective-Backprop at each β (chapter 6), beside the other arms of each seed.
+    specs: arm specs (arms.parse_arm, e.g. "hardbatch select=random delta=0.2"): Algorithm 1 (fixed) and these
+    arms for every seed, instead of deltas, controls and betas. Recipes run one after another, the first first."""
     base = base or RunConfig()
-    deltas = tuple(float(d) for d in deltas)
+    deltas = tuple(float(d) for d in deltas or ())
     arms.check_seeds(seeds)
     if control_deltas is None:  # the smallest δ below 1 (at δ = 1 every strategy trains every batch)
         below = [d for d in deltas if d < 1]
@@ -72,7 +76,8 @@ def plan(models, datasets, deltas, seeds, *, controls=("random",), control_delta
             for recipe in recipes:
                 for seed in seeds:
                     b = replace(base, dataset=dataset, model=model, **RECIPES[recipe])
-                    configs = (arms.job(b, deltas, ("hardest",), (seed,))
+                    configs = (arms.job(b, seeds=(seed,), specs=specs) if specs is not None else
+                               arms.job(b, deltas, ("hardest",), (seed,))
                                + arms.job(b, tuple(control_deltas), tuple(controls), (seed,), tuple(betas))[1:])
                     for cfg in configs:
                         if recipe == "tuned" and tuned_arms is not None and arms.label(cfg) not in tuned_arms:
@@ -155,7 +160,7 @@ def warm_up(cfg, data):
 
 def sweep(out_dir, models=("small_cnn",), datasets=("digits",), deltas=(0.5, 0.2), seeds=(0, 1, 2), *,
           controls=("random",), control_deltas=None, recipes=("paper",), base=None, tuned_arms=None, betas=(),
-          data_root=None, download=False, checkpoints=True, progress=True, log=None, engine="local",
+          specs=None, data_root=None, download=False, checkpoints=True, progress=True, log=None, engine="local",
           address=None, gpus_per_run=None, cpus_per_run=1, stale_s=CLAIM_STALE_S):
     """Run every run of the grid that DIR/records does not already hold; return a summary dict.
 
@@ -172,7 +177,7 @@ def sweep(out_dir, models=("small_cnn",), datasets=("digits",), deltas=(0.5, 0.2
     base = base or RunConfig()
     out_dir = Path(out_dir)
     runs = plan(models, datasets, deltas, seeds, controls=controls, control_deltas=control_deltas,
-                recipes=recipes, base=base, tuned_arms=tuned_arms, betas=betas)
+                recipes=recipes, base=base, tuned_arms=tuned_arms, betas=betas, specs=specs)
     log = log or tqdm.write
     paths = {name: out_dir / "records" / f"{name}.json" for name, _ in runs}
     status = {name: run_status(paths[name], cfg) for name, cfg in runs}

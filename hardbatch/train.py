@@ -106,7 +106,8 @@ class Run:
     queue: list = field(default_factory=list)  # batch indices still to train in this pass or round
     epoch_batches: list = None  # this pass's batches when order="shuffled" (else the partition is used)
     history: list = field(default_factory=list)  # one entry per equivalent epoch, from epoch 0
-    train_s: float = 0.0  # seconds spent in training steps
+    train_s: float = 0.0  # seconds spent in training steps (wall clock)
+    train_cpu_s: float = 0.0  # the same steps in this process's CPU time, which other processes do not inflate
     eval_s: float = 0.0  # seconds spent evaluating
     status: str = "complete"
     # Selective-Backprop only (method="selective"): saved in checkpoints like the rest
@@ -210,7 +211,8 @@ class Run:
         self.eval_s += time.perf_counter() - t0
         entry = {"epoch": self.step // self.N, "backprops": self.step, "train_loss": train_loss,
                  "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc,
-                 "backprop_loss": backprop_loss, "train_s": self.train_s, "eval_s": self.eval_s,
+                 "backprop_loss": backprop_loss, "train_s": self.train_s, "train_cpu_s": self.train_cpu_s,
+                 "eval_s": self.eval_s,
                  "wall_s": time.perf_counter() - self.t_start}
         self.history.append(entry)
         return entry
@@ -239,6 +241,7 @@ class Run:
             "final_ledger_loss": self.ledger.loss.tolist(),
             "history": self.history,
             "time_per_backprop_s": self.train_s / max(1, self.step),
+            "cpu_per_backprop_s": self.train_cpu_s / max(1, self.step),
             "backprop_samples": self.backprop_samples(),
             "forward_samples": self.forward_samples, "forward_s": self.forward_s,
             "version": __version__,
@@ -269,7 +272,8 @@ def start(cfg, data=None, model=None):
     aug_gen = gen if device == "cpu" else torch.Generator(device=device).manual_seed(cfg.seed)
     partition = [idx.to(device) for idx in make_partition(len(data.y_train), cfg.batch_size, gen, cfg.drop_last)]
     N = len(partition)
-    model = model if model is not None else create_model(cfg.model, data.num_classes, data.in_chans)
+    side = cfg.image_size or data.x_train.shape[-1]
+    model = model if model is not None else create_model(cfg.model, data.num_classes, data.in_chans, side)
     model = model.to(device, memory_format=torch.channels_last)  # 4-d weights as (out, kh, kw, in), like the inputs
     check_fits(model, cfg.model, data, cfg.image_size)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -308,7 +312,7 @@ def train(cfg=None, data=None, model=None, *, checkpoint=None, resume=False, pro
         bar = tqdm(total=run.T, initial=run.step, desc=name, unit="bp", leave=False)
     bp_loss_sum = torch.zeros((), device=run.device)  # running sum of back-propagated losses (on device)
     _sync(run.device)
-    t_seg = time.perf_counter()
+    t_seg, cpu_seg = time.perf_counter(), time.process_time()
     try:
         while run.step < run.T:
             if not run.queue:
@@ -323,6 +327,7 @@ def train(cfg=None, data=None, model=None, *, checkpoint=None, resume=False, pro
             if run.step % run.N == 0:  # an equivalent epoch: stop the clock, evaluate, checkpoint
                 _sync(run.device)
                 run.train_s += time.perf_counter() - t_seg
+                run.train_cpu_s += time.process_time() - cpu_seg
                 entry = run.evaluate((bp_loss_sum / run.N).item())
                 bp_loss_sum.zero_()
                 if not all(math.isfinite(entry[key]) for key in ("train_loss", "backprop_loss")):
@@ -333,7 +338,7 @@ def train(cfg=None, data=None, model=None, *, checkpoint=None, resume=False, pro
                     bar.set_postfix(test_acc=f"{entry['test_acc']:.1f}%")
                 if checkpoint is not None:
                     run.save(checkpoint)
-                t_seg = time.perf_counter()
+                t_seg, cpu_seg = time.perf_counter(), time.process_time()
     except Diverged:
         run.status = "diverged"
     finally:

@@ -1,6 +1,7 @@
-"""The committed study in results/ re-renders, without training, to exactly the committed report.
+"""The committed study in results/underfitting/ re-renders, without training, to exactly the committed report.
 
-`make report` (hardbatch report results --out results/report) must give back results/report/report.md
+`make report` (hardbatch report results/underfitting --out results/underfitting/report) must give back
+results/underfitting/report/report.md
 byte for byte from the committed run records: the numbers in the README and the report are the
 records', and anyone can check them.
 """
@@ -11,7 +12,7 @@ import pytest
 from hardbatch.paper import write_report
 from hardbatch.record import load_record
 
-RESULTS = Path(__file__).resolve().parent.parent / "results"
+RESULTS = Path(__file__).resolve().parent.parent / "results" / "underfitting"
 
 
 def test_the_report_re_renders_from_the_committed_records(tmp_path):
