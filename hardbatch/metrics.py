@@ -116,3 +116,53 @@ def delta_e(e_baseline, e_method, convention="ours"):
         return None
     divisor = e_baseline if convention == "ours" else e_method
     return None if divisor == 0 else 100.0 * (e_baseline - e_method) / divisor
+
+
+# ---------------------------------------------------------------- tests of a pre-registered study (study.py)
+
+def paired_test(diffs, confidence=0.95):
+    """A paired t-test of per-seed differences: {"mean", "half" (of the CI), "p" (two-sided, H0: mean 0),
+    "sd", "n"}. p is nan with fewer than 2 seeds; with sd = 0 it is 1 for a zero mean, else 0."""
+    from scipy.stats import t
+
+    diffs = [float(d) for d in diffs]
+    n = len(diffs)
+    mean, half = mean_ci(diffs, confidence)
+    if n < 2:
+        return {"mean": mean, "half": half, "p": math.nan, "sd": math.nan, "n": n}
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    if sd == 0:
+        p = 1.0 if mean == 0 else 0.0
+    else:
+        p = float(2 * t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1))
+    return {"mean": mean, "half": half, "p": p, "sd": sd, "n": n}
+
+
+def holm(pvalues):
+    """Holm's step-down adjustment: adjusted p-values in the input order; reject where adjusted p ≤ α keeps
+    the family-wise error rate at α for any dependence between the tests. nan stays nan (a test not run)."""
+    order = sorted((p, i) for i, p in enumerate(pvalues) if not math.isnan(p))
+    m, out, running = len(order), [math.nan] * len(pvalues), 0.0
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p))  # adjusted p never falls as p rises
+        out[i] = running
+    return out
+
+
+def mde(sd, n, alpha=0.05, power=0.8):
+    """The minimum detectable effect of a paired two-sided t-test with n seeds: (t_{1−α/2} + t_{power}) · sd/√n,
+    n − 1 degrees of freedom (the usual approximation). nan when n < 2."""
+    from scipy.stats import t
+
+    if n < 2 or not math.isfinite(sd):
+        return math.nan
+    return float(t.ppf(1 - alpha / 2, n - 1) + t.ppf(power, n - 1)) * sd / math.sqrt(n)
+
+
+def area_log_loss(curve):
+    """The area under the natural log of a loss curve over equivalent epochs 0…E (trapezoids), divided by E:
+    one number for how low the loss was throughout, not only at the end."""
+    logs = [math.log(max(float(v), 1e-12)) for v in curve]
+    if len(logs) < 2:
+        raise ValueError("area_log_loss needs a curve of at least two points")
+    return sum((a + b) / 2 for a, b in zip(logs, logs[1:])) / (len(logs) - 1)

@@ -1,0 +1,295 @@
+"""The fitting-regime study, as pre-registered in docs/method.md ("The fitting-regime study").
+
+The paper's networks fit their training sets; `results/underfitting/` asked its question of a net that
+does not. This module reads the records of the study that asks it of a net that does, and computes only
+what was written down before the runs:
+
+- `choose_lr`: stage 0's rule for Algorithm 1's learning rate, per schedule;
+- `primary`, `e_target`, `area_log_loss`: the endpoints P (final test top-1; under a constant lr the mean
+  of the last 3 evaluations), C (equivalent epochs to ≥ 99 % train top-1, the same target for every arm)
+  and a secondary one;
+- `contrasts`: the eight pre-registered paired tests with Holm's correction, each with its MDE and the
+  bounds its interval excludes; `verdicts` says them in words, and says nothing until every seed is in.
+
+`hardbatch study DIR` writes DIR/report/report.md from DIR/stage0 and DIR/main.
+"""
+import math
+from collections import defaultdict
+from pathlib import Path
+
+from . import arms
+from .metrics import area_log_loss, epochs_to_target, holm, mde, mean_ci, paired_test
+
+TARGET = 99.0  # % train top-1: the fixed absolute target of endpoint C, the same for every arm and seed
+LAST = 3  # under a constant lr, P is the mean test top-1 of the last LAST evaluations
+TIE = 0.1  # points: stage 0 prefers a smaller lr within TIE of the best
+SEEDS = tuple(range(10))  # stage 1's paired seeds, fixed in advance
+ALPHA = 0.05  # family-wise, over the eight primary tests
+BASELINE, HARDEST, RANDOM = "Algorithm 1 (fixed)", "hardest δ=0.2", "random δ=0.2"
+PRIMARY = ((HARDEST, BASELINE), (HARDEST, RANDOM))  # per schedule, on P and on C
+SCHEDULES = ("cosine", "constant")  # decayed first: it is the primary schedule and runs first
+ENDPOINTS = {"P": "test top-1 (points)", "C": "epochs to 99 % train top-1 (ratio)"}
+
+
+def schedule(record):
+    return record["config"].get("lr_schedule", "constant")
+
+
+def curve(record, key):
+    return [h[key] for h in record["history"]]
+
+
+def primary(record):
+    """Endpoint P: the final test top-1 under a decaying lr; under a constant lr the mean of the last LAST
+    evaluations, whose last point alone is noisy."""
+    accs = curve(record, "test_acc")
+    return accs[-1] if schedule(record) != "constant" else sum(accs[-LAST:]) / len(accs[-LAST:])
+
+
+def e_target(record, target=TARGET):
+    """Endpoint C: the equivalent epoch at which train top-1 first reaches `target`, interpolated; None if never."""
+    return epochs_to_target(curve(record, "train_acc"), target, higher_is_better=True)
+
+
+def area(record):
+    """Secondary: the area under the log train-loss curve, per equivalent epoch."""
+    return area_log_loss(curve(record, "train_loss"))
+
+
+def _complete(records):
+    return [r for r in records if r["status"] == "complete"]
+
+
+# ---------------------------------------------------------------- stage 0
+
+def calibration(records):
+    """One row per (schedule, lr) of stage 0's Algorithm 1 runs: seeds, complete, final train top-1 per seed,
+    mean final test top-1, mean P, and whether the lr is eligible under the rule."""
+    runs = defaultdict(list)
+    for r in records:
+        if r["config"]["method"] == "minibatch":
+            runs[(schedule(r), r["config"]["lr"])].append(r)
+    rows = []
+    for (sched, lr), rs in sorted(runs.items(), key=lambda kv: (SCHEDULES.index(kv[0][0]), kv[0][1])):
+        done = _complete(rs)
+        train = [r["history"][-1]["train_acc"] for r in done]
+        eligible = len(done) == len(rs) >= 2 and (sched == "constant" or all(a >= TARGET for a in train))
+        rows.append({"schedule": sched, "lr": lr, "seeds": len(rs), "complete": len(done), "train_top1": train,
+                     "test_top1": sum(r["history"][-1]["test_acc"] for r in done) / len(done) if done else math.nan,
+                     "P": sum(primary(r) for r in done) / len(done) if done else math.nan, "eligible": eligible})
+    return rows
+
+
+def choose_lr(rows):
+    """Stage 0's rule: per schedule, the eligible lr with the highest mean P (final test top-1 under cosine,
+    last-3 mean under constant); an lr within TIE points of the best that is smaller wins. {schedule: lr or None}."""
+    out = {}
+    for sched in SCHEDULES:
+        ok = [r for r in rows if r["schedule"] == sched and r["eligible"]]
+        if not any(r["schedule"] == sched for r in rows):
+            continue
+        best = max((r["P"] for r in ok), default=None)
+        out[sched] = None if best is None else min(r["lr"] for r in ok if r["P"] >= best - TIE)
+    return out
+
+
+def calibration_markdown(rows):
+    lines = ["| schedule | lr | runs (complete) | final train top-1 per seed (%) | final test top-1 (%) | P (%) | "
+             "eligible |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['schedule']} | {r['lr']:g} | {r['seeds']} ({r['complete']}) | "
+                     f"{', '.join(f'{a:.2f}' for a in r['train_top1']) or '-'} | {r['test_top1']:.2f} | "
+                     f"{r['P']:.2f} | {'yes' if r['eligible'] else 'no'} |")
+    chosen = choose_lr(rows)
+    words = []
+    for sched, lr in chosen.items():
+        words.append(f"{sched}: lr = {lr:g}" if lr is not None else
+                     f"{sched}: no lr is eligible" + (f" (none reaches {TARGET:g} % train top-1 in every seed)"
+                                                      if sched == "cosine" else ""))
+    return "\n".join(lines) + "\n\nChosen by the pre-registered rule: " + "; ".join(words) + ".\n"
+
+
+# ---------------------------------------------------------------- stage 1
+
+def by_arm(records):
+    """{(schedule, arm label): {seed: record}} of stage 1's runs (diverged ones included: they count)."""
+    out = defaultdict(dict)
+    for r in records:
+        out[(schedule(r), arms.label(r["config"]))][r["config"]["seed"]] = r
+    return dict(out)
+
+
+def _endpoint(r, which):
+    """P in points, or log e₉₉ (a run that never reaches the target enters at E, a lower bound)."""
+    if which == "P":
+        return primary(r)
+    e = e_target(r)
+    return math.log(max(e if e is not None else r["config"]["epochs"], 1e-9))
+
+
+def contrasts(records, seeds=SEEDS):
+    """The eight pre-registered tests: for each schedule, hardest δ=0.2 − Algorithm 1 and hardest δ=0.2 −
+    random δ=0.2, on P and on C, paired by seed, Holm-adjusted together. A seed enters a test only if both
+    arms ran it; a diverged run fails the test of its seed (it is counted, with no number)."""
+    groups = by_arm(records)
+    tests = []
+    for sched in SCHEDULES:
+        for arm, other in PRIMARY:
+            a, b = groups.get((sched, arm), {}), groups.get((sched, other), {})
+            both = sorted(set(a) & set(b) & set(seeds))
+            ok = [s for s in both if a[s]["status"] == b[s]["status"] == "complete"]
+            for which in ENDPOINTS:
+                diffs = [_endpoint(a[s], which) - _endpoint(b[s], which) for s in ok]
+                t = paired_test(diffs) if diffs else {"mean": math.nan, "half": math.nan, "p": math.nan,
+                                                      "sd": math.nan, "n": 0}
+                reached = (sum(e_target(a[s]) is not None for s in ok), sum(e_target(b[s]) is not None for s in ok))
+                tests.append({"schedule": sched, "arm": arm, "other": other, "endpoint": which, **t,
+                              "mde": mde(t["sd"], t["n"]), "diverged": len(both) - len(ok), "reached": reached,
+                              "complete": len(ok) == len(seeds)})
+    for t, p in zip(tests, holm([t["p"] for t in tests])):
+        t["holm_p"] = p
+    return tests
+
+
+def _effect(t, x):
+    """A difference in the endpoint's own unit: points for P; for C the ratio e₉₉(arm)/e₉₉(other)."""
+    return f"{x:+.2f} points" if t["endpoint"] == "P" else f"×{math.exp(x):.3f}"
+
+
+def verdict(t):
+    """One pre-registered test in words, computed: finding or not (Holm), interval, MDE, the excluded bounds."""
+    name = f"{t['arm']} − {t['other']} ({t['schedule']}, {ENDPOINTS[t['endpoint']]})"
+    if not t["complete"] or t["n"] < 2:
+        return f"{name}: {t['n']} of {len(SEEDS)} paired seeds in; no verdict until all are."
+    lo, hi = t["mean"] - t["half"], t["mean"] + t["half"]
+    interval = f"{_effect(t, t['mean'])}, 95 % CI [{_effect(t, lo)}, {_effect(t, hi)}]"
+    power = f"MDE (80 % power) {_effect(t, t['mde']).lstrip('+')}"
+    if t["holm_p"] <= ALPHA:
+        if t["endpoint"] == "P":
+            side = "higher" if t["mean"] > 0 else "lower"
+            return (f"{name}: **{t['arm']} is {side}**, {interval}, Holm-adjusted p = {t['holm_p']:.3g}; {power}.")
+        side = "more" if t["mean"] > 0 else "fewer"
+        return (f"{name}: **{t['arm']} needs {side} epochs**, {interval}, Holm-adjusted p = {t['holm_p']:.3g}; "
+                f"{power}.")
+    if t["endpoint"] == "P":
+        bounds = f"gains above {hi:.2f} points and losses beyond {-lo:.2f} points are excluded"
+    else:
+        bounds = (f"a speed-up beyond ×{math.exp(lo):.3f} and a slow-down beyond ×{math.exp(hi):.3f} "
+                  f"(epochs, arm ÷ other) are excluded")
+    return (f"{name}: no difference detected, {interval}, Holm-adjusted p = {t['holm_p']:.3g}; {power}; "
+            f"{bounds}.")
+
+
+def arm_rows(records):
+    """One descriptive row per (schedule, arm): seeds, diverged, final train top-1, P, e₉₉ (reached), area,
+    paired P − Algorithm 1, time per back-prop (process CPU and wall)."""
+    groups = by_arm(records)
+    order = {a: i for i, a in enumerate((BASELINE, "Algorithm 1 (shuffled)", HARDEST, "hardest δ=0.5", RANDOM,
+                                         "random δ=0.5", "easiest δ=0.2"))}
+    rows = []
+    for (sched, label), runs in sorted(groups.items(), key=lambda kv: (SCHEDULES.index(kv[0][0]),
+                                                                        order.get(kv[0][1], 99), kv[0][1])):
+        done = {s: r for s, r in runs.items() if r["status"] == "complete"}
+        base = {s: r for s, r in groups.get((sched, BASELINE), {}).items() if r["status"] == "complete"}
+        paired = sorted(set(done) & set(base))
+        es = [e_target(r) for r in done.values()]
+
+        def ci(values):
+            return mean_ci(values) if values else None
+        rows.append({
+            "schedule": sched, "arm": label, "seeds": len(runs), "diverged": len(runs) - len(done),
+            "train_top1": ci([r["history"][-1]["train_acc"] for r in done.values()]),
+            "fit": sum(r["history"][-1]["train_acc"] >= TARGET for r in done.values()),
+            "P": ci([primary(r) for r in done.values()]),
+            "P_vs_baseline": None if label == BASELINE or not paired else
+            ci([primary(done[s]) - primary(base[s]) for s in paired]),
+            "e": ci([e for e in es if e is not None]), "reached": sum(e is not None for e in es),
+            "area": ci([area(r) for r in done.values()]),
+            "cpu_ms": ci([r["cpu_per_backprop_s"] * 1e3 for r in done.values() if "cpu_per_backprop_s" in r]),
+            "wall_ms": ci([r["time_per_backprop_s"] * 1e3 for r in done.values()]),
+        })
+    return rows
+
+
+def _pm(mc, digits=2, sign=False):
+    if mc is None:
+        return "-"
+    text = f"{mc[0]:+.{digits}f}" if sign else f"{mc[0]:.{digits}f}"
+    return text + (f" ± {mc[1]:.{digits}f}" if math.isfinite(mc[1]) else " (1 seed)")
+
+
+def rows_markdown(rows):
+    lines = ["| schedule | arm | seeds (diverged) | train top-1 (%) | ≥ 99 % train | P: test top-1 (%) | "
+             "P − Algorithm 1 (points, paired) | e₉₉ (epochs; reached) | area log train loss | "
+             "CPU ms / back-prop | wall ms / back-prop |", "|" + "---|" * 11]
+    for r in rows:
+        lines.append(f"| {r['schedule']} | {r['arm']} | {r['seeds']} ({r['diverged']}) | {_pm(r['train_top1'])} | "
+                     f"{r['fit']}/{r['seeds'] - r['diverged']} | {_pm(r['P'])} | {_pm(r['P_vs_baseline'], sign=True)} | "
+                     f"{_pm(r['e'])}; {r['reached']}/{r['seeds'] - r['diverged']} | {_pm(r['area'], 3)} | "
+                     f"{_pm(r['cpu_ms'], 1)} | {_pm(r['wall_ms'], 1)} |")
+    return "\n".join(lines) + "\n"
+
+
+def regime(records):
+    """The study's premise, checked: in how many seeds Algorithm 1 under cosine ends at ≥ TARGET train top-1."""
+    base = [r for r in by_arm(records).get(("cosine", BASELINE), {}).values() if r["status"] == "complete"]
+    if not base:
+        return "No Algorithm 1 run under cosine yet: the regime is not known."
+    fit = sum(r["history"][-1]["train_acc"] >= TARGET for r in base)
+    lo = min(r["history"][-1]["train_acc"] for r in base)
+    words = "fits" if fit == len(base) else "does not fit in every seed"
+    return (f"Regime: Algorithm 1 (cosine) ends at ≥ {TARGET:g} % train top-1 in {fit} of {len(base)} seeds "
+            f"(lowest {lo:.2f} %): the network {words} its training set.")
+
+
+def setup(records):
+    c = records[0]["config"]
+    r = records[0]
+    return (f"{c['model']} on {c['dataset']} ({r['n_train']} training, {r['n_test']} test images), "
+            f"{c['image_size'] or 'native'} px, B = {c['batch_size']} (N = {r['n_batches']}), E = {c['epochs']}, "
+            f"momentum {c['momentum']:g}, weight decay {c['weight_decay']:g}, augmentation "
+            f"{'on' if c['augment'] else 'off'}; train loss and top-1 on {r.get('n_train_eval', r['n_train'])} "
+            f"fixed training images; {c['threads']} CPU thread(s) per run.")
+
+
+def report(folder):
+    """The study's report (Markdown) from FOLDER/stage0 and FOLDER/main; the same records give the same bytes."""
+    from .paper import read_records
+
+    folder = Path(folder)
+    out = ["# The fitting-regime study", "",
+           "Pre-registered in docs/method.md (\"The fitting-regime study\"): the endpoints, contrasts, seeds and "
+           "correction were written down before any run. Made by `hardbatch study` from the run records.", ""]
+    stage0, _ = read_records(folder / "stage0") if (folder / "stage0").is_dir() else ([], [])
+    if stage0:
+        out += ["## Stage 0: Algorithm 1's learning rate", "", setup(stage0), "",
+                f"Seeds {', '.join(str(s) for s in sorted({r['config']['seed'] for r in stage0}))} (not stage 1's). "
+                f"Eligible under cosine: complete and ≥ {TARGET:g} % final train top-1 in every seed; under "
+                f"constant: complete. P = final test top-1 (cosine) or the mean of the last {LAST} evaluations "
+                f"(constant).", "", calibration_markdown(calibration(stage0))]
+    main, _ = read_records(folder / "main") if (folder / "main").is_dir() else ([], [])
+    if main:
+        tests = contrasts(main)
+        done = {sched: min(t["n"] + t["diverged"] for t in tests if t["schedule"] == sched) for sched in SCHEDULES}
+        complete = all(n == len(SEEDS) for n in done.values())
+        out += ["## Stage 1: the main study", "", setup(main), "", regime(main), "",
+                f"Seeds: {len(SEEDS)} paired seeds are pre-registered; the primary contrasts have "
+                + ", ".join(f"{n} under {sched}" for sched, n in done.items()) + " so far"
+                + ("." if complete else ": an interim table, and no verdict yet.") + " ± is the 95 % "
+                "t-interval over seeds; P − Algorithm 1 is paired by seed. CPU ms is the process's CPU time per "
+                "back-prop, which other processes on the machine do not inflate the way they inflate wall time.",
+                "", rows_markdown(arm_rows(main)), "### The pre-registered tests (Holm over all eight)", ""]
+        out += [f"- {verdict(t)}" for t in tests]
+        out.append("")
+    return "\n".join(out)
+
+
+def write(folder, out=None):
+    """Write the report to OUT (default FOLDER/report/report.md) atomically; return its text."""
+    from .record import atomic_write
+
+    text = report(folder)
+    path = Path(out) if out else Path(folder) / "report" / "report.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, text.encode())
+    return text

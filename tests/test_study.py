@@ -1,0 +1,161 @@
+"""The fitting-regime study (study.py): its lr rule, endpoints, Holm-adjusted tests and report, as pre-registered."""
+import math
+from dataclasses import replace
+
+import pytest
+from scipy.stats import ttest_rel
+
+from hardbatch import arms, study
+from hardbatch.config import RunConfig
+from hardbatch.metrics import area_log_loss, holm, mde, paired_test
+from hardbatch.record import save_record
+from hardbatch.train import train
+from tests.helpers import run_main
+
+
+def test_holm_matches_the_step_down_rule():
+    # sorted 0.01, 0.03, 0.04, 0.5 -> 4·0.01, 3·0.03, max(0.09, 2·0.04), max(0.09, 0.5)
+    assert holm([0.04, 0.01, 0.5, 0.03]) == pytest.approx([0.09, 0.04, 0.5, 0.09])
+    assert holm([0.3, math.nan]) == [0.3, math.nan] or math.isnan(holm([0.3, math.nan])[1])
+    assert holm([0.9, 0.8]) == [1.0, 1.0]  # capped at 1
+
+
+def test_paired_test_is_scipys_paired_t_test():
+    a, b = [71.2, 70.1, 72.5, 69.9, 70.4], [70.0, 70.3, 71.1, 69.0, 70.2]
+    t = paired_test([x - y for x, y in zip(a, b)])
+    assert t["p"] == pytest.approx(ttest_rel(a, b).pvalue)
+    assert t["n"] == 5 and t["mean"] == pytest.approx(sum(a) / 5 - sum(b) / 5)
+
+
+def test_mde_of_ten_paired_seeds_is_about_one_sd():
+    # (t.975 + t.80 with 9 d.f.) / sqrt(10) = (2.262 + 0.883) / 3.162; five seeds: (2.776 + 0.941) / 2.236
+    assert mde(1.0, 10) == pytest.approx(0.9947, abs=1e-3)
+    assert mde(2.0, 5) == pytest.approx(2 * 1.6625, abs=2e-3)
+    assert math.isnan(mde(1.0, 1))
+
+
+def test_area_log_loss_is_the_mean_log_loss_of_a_straight_log_curve():
+    curve = [math.exp(-e) for e in range(5)]  # log loss 0, -1, ..., -4: area / E = -2
+    assert area_log_loss(curve) == pytest.approx(-2.0)
+
+
+def _fake(seed, label, sched="cosine", train_acc=None, test_acc=None, epochs=4, status="complete", lr=0.05):
+    """A record-shaped dict with only what study.py reads."""
+    method, knobs = ("minibatch", {"order": "fixed"}) if label.startswith("Algorithm") else \
+        ("hardbatch", {"select": label.split()[0], "delta": float(label.split("=")[1])})
+    train_acc = train_acc or [10, 80, 95, 99.5, 99.9]
+    test_acc = test_acc or [10, 80, 88, 89, 90]
+    return {"config": {**arms.DEFAULTS, "method": method, **knobs, "seed": seed, "lr_schedule": sched, "lr": lr,
+                       "epochs": epochs, "threads": 1},
+            "status": status, "n_train": 100, "n_test": 50, "n_batches": 4, "time_per_backprop_s": 0.01,
+            "cpu_per_backprop_s": 0.01,
+            "history": [{"train_acc": a, "test_acc": t, "train_loss": 2.0 / (e + 1)}
+                        for e, (a, t) in enumerate(zip(train_acc, test_acc))]}
+
+
+def test_endpoints_follow_the_pre_registration():
+    r = _fake(0, "Algorithm 1 (fixed)", train_acc=[10, 80, 95, 99.5, 99.9], test_acc=[10, 80, 88, 89, 91])
+    assert study.primary(r) == 91  # cosine: the final evaluation
+    assert study.primary({**r, "config": {**r["config"], "lr_schedule": "constant"}}) == pytest.approx(
+        (88 + 89 + 91) / 3)  # constant: the mean of the last 3
+    assert study.e_target(r) == pytest.approx(2 + (99 - 95) / (99.5 - 95))  # interpolated between epochs 2 and 3
+    assert study.e_target(_fake(0, "Algorithm 1 (fixed)", train_acc=[10, 50, 90, 95, 98])) is None
+
+
+def _stage0_row(sched, lr, train, P):
+    return {"schedule": sched, "lr": lr, "seeds": 2, "complete": 2, "train_top1": train, "test_top1": P, "P": P,
+            "eligible": sched == "constant" or min(train) >= study.TARGET}
+
+
+def test_stage0_rule_needs_the_target_under_cosine_and_prefers_a_smaller_lr_within_the_tie():
+    rows = [_stage0_row("cosine", 0.02, [98.5, 99.2], 92.0),  # best test top-1 but one seed short of 99 %
+            _stage0_row("cosine", 0.05, [99.9, 99.8], 91.5),
+            _stage0_row("cosine", 0.1, [100, 100], 91.55),  # better by 0.05 < TIE: the smaller lr wins
+            _stage0_row("constant", 0.02, [90, 91], 89.0), _stage0_row("constant", 0.05, [93, 93], 90.0)]
+    assert study.choose_lr(rows) == {"cosine": 0.05, "constant": 0.05}
+    rows[1]["P"] = 91.3  # now 0.1 is better by 0.25 > TIE
+    assert study.choose_lr(rows)["cosine"] == 0.1
+    none = [_stage0_row("cosine", 0.05, [97, 99.5], 91.0)]
+    assert study.choose_lr(none) == {"cosine": None}
+    assert "no lr is eligible" in study.calibration_markdown(study.calibration(
+        [_fake(100, "Algorithm 1 (fixed)", train_acc=[10, 50, 90, 95, 98]),
+         _fake(101, "Algorithm 1 (fixed)", train_acc=[10, 50, 90, 95, 98])]))
+
+
+def test_calibration_counts_a_diverged_run_as_ineligible():
+    rows = study.calibration([_fake(100, "Algorithm 1 (fixed)"), _fake(101, "Algorithm 1 (fixed)", status="diverged")])
+    assert rows[0]["complete"] == 1 and not rows[0]["eligible"]
+
+
+def _main_study(shift, seeds=range(10), noise=(0.3, -0.2, 0.1, -0.4, 0.2, 0.0, -0.1, 0.3, -0.3, 0.1)):
+    """Records of stage 1 where hardest δ=0.2 ends `shift` points above the other two arms, plus noise per seed."""
+    out = []
+    for sched in study.SCHEDULES:
+        for s in seeds:
+            base = 90 + s * 0.1
+            for label, acc in ((study.BASELINE, base), (study.RANDOM, base + noise[s] / 2),
+                               (study.HARDEST, base + shift + noise[s])):
+                out.append(_fake(s, label, sched, test_acc=[10, 80, acc, acc, acc]))
+    return out
+
+
+def test_a_real_gain_is_a_finding_and_a_null_states_what_it_excludes():
+    gain = study.contrasts(_main_study(shift=1.0))
+    p_tests = [t for t in gain if t["endpoint"] == "P"]
+    assert all(t["holm_p"] <= study.ALPHA and t["n"] == 10 for t in p_tests)
+    assert all("**hardest δ=0.2 is higher**" in study.verdict(t) for t in p_tests)
+    null = study.contrasts(_main_study(shift=0.0))
+    p_null = [t for t in null if t["endpoint"] == "P"]
+    assert all(t["holm_p"] > study.ALPHA for t in p_null)
+    text = study.verdict(p_null[0])
+    assert "no difference detected" in text and "gains above" in text and "MDE" in text
+    hi = p_null[0]["mean"] + p_null[0]["half"]
+    assert f"gains above {hi:.2f} points" in text  # the bound is the interval's upper end, computed
+    # every arm reached 99 % at the same epoch: C is exactly 0, p = 1, no finding
+    assert all(t["mean"] == 0 and t["holm_p"] == 1 for t in null if t["endpoint"] == "C")
+
+
+def test_no_verdict_before_every_pre_registered_seed_is_in():
+    tests = study.contrasts(_main_study(shift=1.0, seeds=range(6)))
+    assert all(not t["complete"] for t in tests)
+    assert all("no verdict until all are" in study.verdict(t) for t in tests)
+
+
+def test_a_run_that_never_reaches_the_target_enters_c_at_e_not_dropped():
+    recs = _main_study(shift=0.0)
+    for r in recs:
+        if study.arms.label(r["config"]) == study.HARDEST and r["config"]["seed"] < 5:
+            r["history"] = [{**h, "train_acc": min(h["train_acc"], 98.0)} for h in r["history"]]
+    c = next(t for t in study.contrasts(recs) if t["endpoint"] == "C" and t["other"] == study.BASELINE)
+    assert c["n"] == 10 and c["reached"] == (5, 10)
+    e_base = study.e_target(next(r for r in recs if r["config"]["seed"] == 0))
+    assert c["mean"] == pytest.approx(5 / 10 * math.log(4 / e_base))  # 5 seeds at E = 4 against e_base
+
+
+@pytest.mark.parametrize("diverged_seed", [3])
+def test_a_diverged_run_is_counted_and_keeps_the_verdict_back(diverged_seed):
+    recs = _main_study(shift=1.0)
+    for r in recs:
+        if study.arms.label(r["config"]) == study.HARDEST and r["config"]["seed"] == diverged_seed:
+            r["status"] = "diverged"
+    t = study.contrasts(recs)[0]
+    assert t["diverged"] == 1 and t["n"] == 9 and not t["complete"]
+
+
+def test_the_report_renders_from_real_records_byte_for_byte(tmp_path, capsys):
+    """Real tiny runs on digits in the study's two folders; `hardbatch study` renders them, twice the same."""
+    base = RunConfig(method="minibatch", model="two_conv_cnn", epochs=2, batch_size=256, lr=0.05, threads=1)
+    for sched in ("cosine", "constant"):
+        for seed in (100, 101):
+            cfg = replace(base, lr_schedule=sched, seed=seed)
+            save_record(train(cfg), tmp_path / "stage0" / "records" / f"{arms.record_name(cfg)}.json")
+    for cfg in arms.job(replace(base, lr_schedule="cosine"), seeds=(0, 1),
+                        specs=("hardbatch delta=0.2", "hardbatch select=random delta=0.2")):
+        save_record(train(cfg), tmp_path / "main" / "records" / f"{arms.record_name(cfg)}.json")
+    status, out, err = run_main(["study", str(tmp_path)], capsys)
+    assert status == 0, err
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert text == study.report(tmp_path) and "## Stage 0" in text and "## Stage 1" in text
+    assert "Chosen by the pre-registered rule" in text and "no verdict until all are" in text
+    assert "2 under cosine, 0 under constant so far: an interim table" in text
+    assert text.split("## Stage 1")[1].count("| cosine | ") == 3  # Algorithm 1, hardest and random under cosine
