@@ -13,8 +13,14 @@ UNDERFITTING := --models small_cnn --datasets fashion-mnist --deltas 0.8 0.5 0.2
 FITTING := --models two_conv_cnn --datasets fashion-mnist --epochs 30 --batch-size 128 --image-size 0 \
 	--train-eval-subset 10000 --momentum 0.9 --weight-decay 0 --threads 1 --no-report
 STAGE0_LRS := 0.05 0.1 0.02
+# Stage 0's choice by its pre-registered rule (hardbatch study results/fitting prints it; tests/test_results.py
+# checks these equal the rule's output once stage 0 is complete).
+LR_COSINE := 0.05
+LR_CONSTANT := 0.05
+COSINE_ARMS := "hardbatch delta=0.2" "hardbatch delta=0.5" "hardbatch select=random delta=0.2" \
+	"hardbatch select=random delta=0.5" "hardbatch select=easiest delta=0.2"
 
-.PHONY: compare test notebooks-full results report fitting-stage0
+.PHONY: compare test notebooks-full results report fitting-stage0 fitting-main fitting-stage2
 
 $(BIN)/hardbatch: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +39,24 @@ test: $(BIN)/hardbatch
 notebooks-full: $(BIN)/hardbatch
 	HARDBATCH_SMOKE=0 $(BIN)/python -m pytest notebooks/
 
-results: $(BIN)/hardbatch fitting-stage0
+results: $(BIN)/hardbatch fitting-stage0 fitting-main fitting-stage2
 	$(BIN)/hardbatch sweep $(UNDERFITTING) --out results/underfitting
+
+# Stage 1, decayed schedule first, seed by seed (10 paired seeds); then the constant lr; Algorithm 1 shuffled.
+fitting-main: $(BIN)/hardbatch
+	$(BIN)/hardbatch sweep $(FITTING) --recipes cosine --lr $(LR_COSINE) --seeds 0 1 2 3 4 5 6 7 8 9 \
+		--arms $(COSINE_ARMS) --out results/fitting/main
+	$(BIN)/hardbatch sweep $(FITTING) --recipes paper --lr $(LR_CONSTANT) --seeds 0 1 2 3 4 5 6 7 8 9 \
+		--arms "hardbatch delta=0.2" "hardbatch select=random delta=0.2" --out results/fitting/main
+	$(BIN)/hardbatch sweep $(FITTING) --recipes cosine --lr $(LR_COSINE) --seeds 0 1 2 3 4 \
+		--arms "minibatch order=shuffled" --out results/fitting/main
+
+# Stage 2 (not part of stage 1's verdict): Selective-Backprop beside the same seeds; the MLP.
+fitting-stage2: $(BIN)/hardbatch
+	$(BIN)/hardbatch sweep $(FITTING) --recipes cosine --lr $(LR_COSINE) --seeds 0 1 2 3 4 5 6 7 8 9 \
+		--arms "selective beta=1" --out results/fitting/main
+	$(BIN)/hardbatch sweep $(FITTING) --models mlp --recipes cosine --lr $(LR_COSINE) --seeds 0 1 2 3 4 5 6 7 8 9 \
+		--arms "hardbatch delta=0.2" "hardbatch select=random delta=0.2" --out results/fitting/stage2-mlp
 
 fitting-stage0: $(BIN)/hardbatch
 	for recipe in cosine paper; do for lr in $(STAGE0_LRS); do \
@@ -43,3 +65,5 @@ fitting-stage0: $(BIN)/hardbatch
 
 report: $(BIN)/hardbatch
 	$(BIN)/hardbatch report results/underfitting --out results/underfitting/report
+	$(BIN)/hardbatch study results/fitting --out results/fitting/report/report.md > /dev/null
+	$(BIN)/python -c "from hardbatch.study import update_readme; update_readme('README.md', 'results')"

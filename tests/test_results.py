@@ -31,3 +31,48 @@ def test_the_study_is_on_real_fashion_mnist_with_every_image():
     for r in records:
         assert r["config"]["dataset"] == "fashion-mnist" and r["n_train"] == 60_000 and r["n_test"] == 10_000
         assert r["status"] == "complete" and r["backprops"] == r["n_batches"] * r["config"]["epochs"]
+
+
+ROOT = RESULTS.parent
+FITTING = ROOT / "fitting"
+
+
+def test_the_fitting_study_report_re_renders_byte_for_byte():
+    from hardbatch.study import report
+
+    committed = FITTING / "report" / "report.md"
+    if not committed.exists():
+        pytest.skip("results/fitting/ holds no report yet")
+    assert report(FITTING) == committed.read_text()
+
+
+def test_the_readme_results_table_is_the_computed_one():
+    from hardbatch.study import results_markdown
+
+    readme = (ROOT.parent / "README.md").read_text()
+    table = readme.split("<!-- results:start -->\n")[1].split("<!-- results:end -->")[0]
+    assert table == results_markdown(ROOT)
+
+
+def test_the_makefile_runs_stage_1_at_the_lr_stage_0s_rule_chose():
+    """Once a schedule's half of stage 0 is complete (3 lrs x 2 seeds), the Makefile's lr for it is the rule's."""
+    import re
+
+    from hardbatch.paper import read_records
+    from hardbatch.study import calibration, choose_lr
+
+    makefile = (ROOT.parent / "Makefile").read_text()
+    records, _ = read_records(FITTING / "stage0")
+    rows = calibration(records)
+    lrs = re.search(r"^STAGE0_LRS := (.*)$", makefile, re.M).group(1).split()
+    checked = 0
+    for sched, var in (("cosine", "LR_COSINE"), ("constant", "LR_CONSTANT")):
+        mine = [r for r in rows if r["schedule"] == sched]
+        if len(mine) < len(lrs) or any(r["seeds"] < 2 for r in mine):
+            continue  # this half of stage 0 is still running
+        chosen = choose_lr(rows)[sched]
+        assert chosen is not None, f"no {sched} lr is eligible: the pre-registration says what happens next"
+        assert float(re.search(rf"^{var} := (.*)$", makefile, re.M).group(1)) == chosen
+        checked += 1
+    if not checked:
+        pytest.skip("stage 0 is still running")
