@@ -164,6 +164,8 @@ def verdict(t):
     lo, hi = t["mean"] - t["half"], t["mean"] + t["half"]
     interval = f"{_effect(t, t['mean'])}, 95 % CI [{_effect(t, lo)}, {_effect(t, hi)}]"
     power = f"MDE (80 % power) {_effect(t, t['mde']).lstrip('+')}"
+    if t["endpoint"] == "C":
+        power += f"; 99 % reached in {t['reached'][0]} and {t['reached'][1]} of {t['n']} seeds"
     if t["holm_p"] <= ALPHA:
         if t["endpoint"] == "P":
             side = "higher" if t["mean"] > 0 else "lower"
