@@ -2,14 +2,14 @@
 
 torch runs each operation on all its threads and waits for the slowest; when another process holds
 the cores, one of those threads waits for a core and every operation waits with it. hardbatch
-therefore picks its thread count from the CPUs that are really available and idle
-(config.resolve_threads). This script measures the effect end to end: the same reduced compare
+therefore gives its own small nets one thread by default (config.default_threads), decided by the model,
+never by the load, so a busy machine makes a run slower but never changes its numbers. This script measures the effect end to end: the same reduced compare
 (one seed: 7 runs), timed quiet and with a concurrent busy torch process (two threads, matrix
 products in a loop), interleaved so that slow drifts of the machine hit both alike. It prints
 the median of each, their ratio and the load the machine had, and exits 1 when the ratio
 exceeds --target (3 by default).
 
-    python benchmarks/busy_machine.py                      # hardbatch's own choice of threads
+    python benchmarks/busy_machine.py                      # hardbatch's default threads (1 for small_cnn)
     python benchmarks/busy_machine.py --extra --threads 2  # as before: one thread per core, busy or not
 
 Measure on a machine you know: the load average printed before each timing says what else ran.

@@ -4,8 +4,11 @@ Everything a run is made of goes in (weights, optimiser, schedule, ledger, parti
 generator, the queue, counters, history), so a resumed run equals an uninterrupted one. Files are
 written atomically and read with `weights_only=True` (tensors and plain containers, never pickled
 code). A payload is checked key by key, type by type and shape by shape before anything is loaded,
-so a damaged file is refused with a message naming it, never half-applied.
+so a damaged file is refused with a message naming it, never half-applied. A checksum of the contents
+(`sha256`, over every tensor's bytes and every other value) is saved inside and verified before anything
+is loaded: bytes flipped on disk, which leave a file that still loads, are refused like any damage.
 """
+import hashlib
 import io
 import math
 
@@ -17,6 +20,7 @@ from .record import atomic_write, check_history, open_regular
 STATE = ("step", "rounds", "queue", "history", "train_s", "eval_s", "status")  # the Run's counters
 STATE_OPTIONAL = {"train_cpu_s": 0.0}  # counters newer than some checkpoints: their value when absent
 SELECTIVE = ("candidates", "forward_samples", "forward_s", "kept", "recent")  # method="selective" only
+MAX_THREADS = 1024  # config.MAX_THREADS: the most threads a run may have used
 
 
 class BadCheckpoint(ValueError):
@@ -31,12 +35,53 @@ def save_checkpoint(run, path):
                "rng": {"gen": run.gen.get_state(), "aug_gen": run.aug_gen.get_state(), "torch": torch.get_rng_state(),
                        **({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {})},
                "state": {name: getattr(run, name) for name in STATE + tuple(STATE_OPTIONAL)}}
+    payload["state"]["threads_used"] = list(run.threads_used)
     if run.cfg.method == "selective":  # the kept-sample buffer, the loss window, the pass being scored
         payload["selective"] = {name: getattr(run, name) for name in SELECTIVE}
         payload["selective"]["kept"] = run.kept.cpu()
+    payload["sha256"] = digest(payload)
     buf = io.BytesIO()
     torch.save(payload, buf)
     atomic_write(path, buf.getvalue())
+
+
+def digest(payload):
+    """sha256 (hex) of a payload's contents, the key "sha256" left out: every tensor's dtype, shape and bytes,
+    every other value by its type and repr, in order. Over the contents, not the file's bytes, so the same
+    payload saved again (torch.save) has the same checksum."""
+    h = hashlib.sha256()
+    stack = [payload]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, torch.Tensor):
+            t = x.detach().cpu().contiguous().reshape(-1)
+            h.update(f"T{t.dtype}{tuple(x.shape)};".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes())
+        elif isinstance(x, dict):
+            items = [(k, v) for k, v in x.items() if not (x is payload and k == "sha256")]
+            h.update(f"D{len(items)};".encode())
+            for k, v in reversed(items):
+                stack += [v, k]  # popped as key, then value
+        elif isinstance(x, (list, tuple)):
+            h.update(f"L{len(x)};".encode())
+            stack += reversed(x)
+        else:
+            h.update(f"{type(x).__name__}:{x!r};".encode())
+    return h.hexdigest()
+
+
+def check_digest(path, payload):
+    """BadCheckpoint unless the payload's contents match the checksum saved with them (a checkpoint written
+    before checksums existed has none and is checked by its structure only)."""
+    if "sha256" not in payload:
+        return
+    try:
+        same = isinstance(payload["sha256"], str) and payload["sha256"] == digest(payload)
+    except (TypeError, ValueError, RuntimeError):  # e.g. a tensor of a kind numpy cannot view
+        same = False
+    if not same:
+        raise BadCheckpoint(f"checkpoint {path} is damaged: its contents do not match the checksum saved with "
+                            f"them (bytes changed on disk or in a copy); delete it to start the run afresh")
 
 
 def read_payload(path):
@@ -190,12 +235,16 @@ def check_payload(path, payload, run):
                and all(_is_int(i) and 0 <= i < run.N for i in sel["candidates"]), "its batches left to score")
         _check(path, _is_int(sel["forward_samples"]) and sel["forward_samples"] >= 0
                and _like(sel["forward_s"], 0.0) and sel["forward_s"] >= 0, "its forward counters")
+    used = st.get("threads_used", [1])
+    _check(path, isinstance(used, list) and used and all(_is_int(n) and 1 <= n <= MAX_THREADS for n in used),
+           f"its thread counts {_short(used)}")
     ledger = payload["ledger"]
     _check(path, _like(ledger, run.ledger.state_dict()) and bool((ledger["train_count"] >= 0).all())
            and bool(torch.isfinite(ledger["loss"][ledger["train_count"] > 0]).all())
            and int(ledger["train_count"].sum()) == step
            and bool(((ledger["last_scored"] >= -1) & (ledger["last_scored"] < max(step, 1))).all()),
            "its ledger does not fit N batches and its back-prop count")
+    check_digest(path, payload)  # last: a payload changed by hand is named by what is wrong with it, above
 
 
 def load_checkpoint(run, path):
@@ -221,6 +270,7 @@ def load_checkpoint(run, path):
         setattr(run, name, payload["state"][name])
     for name, absent in STATE_OPTIONAL.items():
         setattr(run, name, payload["state"].get(name, absent))
+    run.threads_used = list(payload["state"].get("threads_used", run.threads_used))  # older: this process's
     eb = payload.get("epoch_batches")
     run.epoch_batches = None if eb is None else [p.to(run.device) for p in eb]
     if run.cfg.method == "selective":

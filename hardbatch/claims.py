@@ -5,17 +5,33 @@ once. Before training it, a sweep creates DIR/claims/NAME.claim atomically (`Cla
 whose claim a live other process holds is skipped; a claim whose owner died (no heartbeat for
 `CLAIM_STALE_S`, or a process of this host that has ended) is taken over, and the run resumes from
 its checkpoint. sweep.run_one uses it for every engine.
+
+A claim is checked like any other file hardbatch reads: one that is a link or a special file (a named
+pipe would block a read for ever) is never read nor replaced but reported unusable (`UnusableClaim`), and
+a heartbeat that is not a finite time, or lies in the future, tells nothing about its owner: such a claim
+is judged by its file's time, and taken over when that is stale or in the future too.
 """
 import json
+import math
 import os
 import socket
+import stat
 import threading
 import time
 import uuid
 from pathlib import Path
 
+from .record import file_kind
+
 CLAIM_STALE_S = 300.0  # a claim not refreshed for this long belongs to a dead or frozen sweep: taken over
 TAKEOVER_SETTLE_S = 0.5  # after renaming over a stale claim, wait this long before re-reading it
+CLOCK_SKEW_S = 60.0  # a heartbeat further in the future than this was not written by a clock in sync
+MAX_CLAIM_BYTES = 4096  # a claim is a line of JSON; a larger file is not one
+
+
+class UnusableClaim(ValueError):
+    """A claim path that is not a claim file (a link, a named pipe, a folder, ...): the run cannot be claimed
+    until someone removes it; the message says what it is."""
 
 
 class ClaimLost(RuntimeError):
@@ -50,21 +66,52 @@ class Claim:
             os.replace(tmp, self.path)
 
     def read(self):
-        """(owner, heartbeat) of the claim there now, or None. A claim still being written (or damaged)
-        has owner '?' and its file's time as heartbeat."""
+        """(owner, heartbeat) of the claim there now, or None. A claim still being written (or damaged) has
+        owner '?'; a heartbeat that is not a finite time, or lies more than CLOCK_SKEW_S in the future, is
+        replaced by the file's time. UnusableClaim if the path is a link or not a regular file."""
         try:
-            text, mtime = self.path.read_text(), self.path.stat().st_mtime
+            st = os.lstat(self.path)
         except FileNotFoundError:
             return None
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
+            self._unusable(st)
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
+            with os.fdopen(fd, "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode):  # swapped in since the lstat
+                    self._unusable(st)
+                text = f.read(MAX_CLAIM_BYTES + 1)
+        except FileNotFoundError:  # released meanwhile
+            return None
+        except OSError as e:  # e.g. ELOOP: it became a link
+            raise UnusableClaim(f"claim {self.path} cannot be read ({e.strerror or e}); remove it to let a "
+                                f"sweep train this run") from None
+        owner, heartbeat = "?", math.nan
         try:
             d = json.loads(text)
-            return str(d["owner"]), float(d["heartbeat"])
-        except (ValueError, KeyError, TypeError):
-            return "?", mtime
+            owner = str(d["owner"])
+            heartbeat = float(d["heartbeat"])
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+            pass
+        if not math.isfinite(heartbeat) or heartbeat > time.time() + CLOCK_SKEW_S:
+            heartbeat = st.st_mtime  # the time it was last written: judged by that instead
+        return owner, heartbeat
+
+    def _unusable(self, st):
+        if stat.S_ISLNK(st.st_mode):
+            target = os.readlink(self.path)
+            what = f"a symbolic link to {target!r}" + ("" if os.path.exists(self.path) else ", which does not exist")
+        else:
+            what = file_kind(st.st_mode)
+        raise UnusableClaim(f"claim {self.path} is {what}, not a claim file: remove it to let a sweep train "
+                            f"this run")
 
     def alive(self, owner, heartbeat):
-        """False if a claim's owner is gone: heartbeat too old, or a process of this host that has ended."""
-        if time.time() - heartbeat > self.stale_s:
+        """False if a claim's owner is gone: heartbeat too old (or in the future: not a clock in sync),
+        or a process of this host that has ended."""
+        age = time.time() - heartbeat
+        if not math.isfinite(age) or age > self.stale_s or age < -CLOCK_SKEW_S:
             return False
         host, _, pid = owner.partition(":")
         pid = pid.split(":")[0]
@@ -83,14 +130,15 @@ class Claim:
         return True
 
     def acquire(self):
-        """True if this process now holds the claim; False if a live other does (`holder` names it)."""
+        """True if this process now holds the claim; False if a live other does (`holder` names it).
+        UnusableClaim if the claim path is a link or a special file (never read, never replaced)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(3):  # a claim released between our create and our read: try again
             try:
                 self._write(exclusive=True)
                 break
             except FileExistsError:
-                seen = self.read()
+                seen = self.read()  # UnusableClaim for a link or a special file
                 if seen is None:
                     continue
                 if self.alive(*seen):
@@ -104,7 +152,8 @@ class Claim:
                     return False
                 self.took_over = seen[0]
                 break
-        else:
+        else:  # created and released three times while we looked: a busy rival, alive
+            self.holder = "another sweep (its claim came and went)"
             return False
         self._thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat {self.path.name}")
         self._thread.start()
@@ -112,7 +161,10 @@ class Claim:
 
     def _beat(self):
         while not self._stop.wait(self.stale_s / 4):
-            seen = self.read()
+            try:
+                seen = self.read()
+            except UnusableClaim:
+                seen = None
             if seen is None or seen[0] != self.owner:
                 self.lost = True
                 return
@@ -127,6 +179,9 @@ class Claim:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        seen = self.read()
+        try:
+            seen = self.read()
+        except UnusableClaim:  # not ours any more: leave it alone
+            return
         if seen is not None and seen[0] == self.owner:
             self.path.unlink(missing_ok=True)

@@ -15,7 +15,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from . import arms
+from . import __version__, arms
 from .config import RunConfig, fast_mode
 from .record import check_not_special, file_kind
 from .selection import STRATEGIES
@@ -101,6 +101,7 @@ def _arm(text):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="hardbatch", description="Train harder on the mini-batches with the highest loss.")
+    parser.add_argument("--version", action="version", version=f"hardbatch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="one run; writes its run record")
@@ -167,10 +168,20 @@ def build_parser():
     sw.add_argument("--cpus-per-run", type=_amount, default=None, metavar="N",
                     help="with --engine ray: CPUs each run asks for, and its CPU threads (default: 1)")
 
+    st = sub.add_parser("study", help="the pre-registered fitting-regime study's report from DIR/stage0 and DIR/main",
+                        description="Stage 0's lr rule, the arms' table and the eight Holm-adjusted tests of "
+                                    "docs/method.md (\"The fitting-regime study\"), from run records only.")
+    st.add_argument("dir", help="the study's folder (e.g. results/fitting), holding stage0/ and main/")
+    st.add_argument("--out", default=None, help="file to write (default: DIR/report/report.md)")
+
     rep = sub.add_parser("report", help="the paper's tables (Markdown, CSV) and figures (PNG) from a folder of run records")
     rep.add_argument("dir", help="folder of run records (read recursively)")
     rep.add_argument("--out", default=None, help="folder to write (default: DIR/report)")
     rep.add_argument("--no-figures", action="store_true", help="tables only")
+
+    ch = sub.add_parser("chapters", help="copy the six chapter notebooks into DIR (hardbatch/chapters.py)")
+    ch.add_argument("dir", help="folder to copy them into (created if missing)")
+    ch.add_argument("--overwrite", action="store_true", help="replace chapters already in DIR")
     return parser
 
 
@@ -216,8 +227,24 @@ class Terminated(KeyboardInterrupt):
     signum = signal.SIGTERM
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated()
+_stopping = []  # the signals being handled; "said" once the stop's one line is printed
+
+
+def _on_signal(signum, frame):
+    """Ctrl-C (SIGINT) or SIGTERM: the first stops the command cleanly (KeyboardInterrupt, Terminated); one
+    more while it stops (Ctrl-C pressed twice) leaves at once, with the one line if it is not printed yet."""
+    if _stopping:
+        if "said" not in _stopping:
+            os.write(2, f"hardbatch: {signal.Signals(signum).name} again while stopping; stopped at once\n".encode())
+        os._exit(128 + signum)
+    _stopping.append(signum)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _install_signal_handlers():
+    """Ctrl-C and SIGTERM handlers for this command; returns the previous ones, to put back."""
+    _stopping.clear()
+    return {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
 def _robust_output():
@@ -243,6 +270,14 @@ def _stopped(args, err):
     return f"hardbatch: {args.command} {'terminated (SIGTERM)' if isinstance(err, Terminated) else 'interrupted'}{hint}\n"
 
 
+def _check_threads(cfg):
+    """Refuse now, not at the first run, a --threads or $OMP_NUM_THREADS above the CPUs this process may use."""
+    from .config import resolve_device, resolve_threads
+
+    if resolve_device(cfg.device) == "cpu":
+        resolve_threads(cfg.threads, cfg.model)
+
+
 def _out_of_memory(e):
     """True for an allocation failure (torch raises RuntimeError on the CPU, OutOfMemoryError on a GPU)."""
     import torch
@@ -251,12 +286,13 @@ def _out_of_memory(e):
 
 
 def main(argv=None):
-    _robust_output()
-    parser = build_parser()
-    args = parser.parse_args(argv)
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
+    previous = _install_signal_handlers() if in_main_thread else {}  # first: a Ctrl-C from now on is one line
+    args = None
     try:
+        _robust_output()
+        parser = build_parser()
+        args = parser.parse_args(argv)
         fast_mode()  # an environment switch it does not understand is refused here, once, with exit 2
         return _main(args)
     except (ValueError, OSError) as e:  # bad values, missing data, failed downloads, unwritable files
@@ -267,10 +303,19 @@ def main(argv=None):
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         parser.exit(2, f"hardbatch: error: out of memory ({first}); try a smaller --batch-size or --image-size\n")
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated)
-        parser.exit(128 + int(getattr(e, "signum", signal.SIGINT)), _stopped(args, e))
+        code = 128 + int(getattr(e, "signum", signal.SIGINT))
+        line = (f"hardbatch: {'terminated (SIGTERM)' if isinstance(e, Terminated) else 'interrupted'}\n"
+                if args is None else _stopped(args, e))  # args is None: stopped while starting up
+        sys.stderr.write(line)
+        sys.stderr.flush()
+        _stopping.append("said")
+        raise SystemExit(code) from None
     finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        for sig, handler in previous.items():
+            if _stopping:  # stopping on a signal: one more while the interpreter shuts down leaves quietly
+                signal.signal(sig, _on_signal)
+            else:
+                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
 def _run(args):
@@ -279,6 +324,7 @@ def _run(args):
     from .train import train
 
     cfg = config_from(args)
+    _check_threads(cfg)
     if args.resume and not args.checkpoint:
         raise ValueError("--resume needs --checkpoint FILE: the checkpoint to continue from")
     _check_writable(args.out)
@@ -309,6 +355,7 @@ def _compare(args):
     from .models import preflight
 
     base = config_from(args)
+    _check_threads(base)
     arms.check_seeds(args.seeds)
     preflight(base)  # the model takes the data set's images, the batch fits the training set
     out = Path(args.out)
@@ -362,6 +409,8 @@ def _sweep(args):
         return 0
     for cfg in configs:  # every model on every data set, before the first run (not at the hundredth)
         preflight(cfg)
+        if args.engine == "local":  # a Ray task checks its threads on its own node
+            _check_threads(cfg)
     ray_only = [f"--{k.replace('_', '-')}" for k in ("address", "gpus_per_run", "cpus_per_run")
                 if getattr(args, k) is not None]
     if args.engine == "local" and ray_only:
@@ -377,15 +426,28 @@ def _sweep(args):
         _check_writable(folder, folder=True)
     _check_outputs([out / sub / f"{name}{ext}" for name, _ in runs
                     for sub, ext in (("records", ".json"), ("checkpoints", ".pt"), ("checkpoints", ".bad"))])
-    sweep(args.out, args.models, args.datasets, args.deltas, args.seeds, data_root=args.data_root,
-          download=args.download, checkpoints=not args.no_checkpoints, progress=sys.stderr.isatty(),
-          engine=args.engine, address=args.address, gpus_per_run=args.gpus_per_run,
-          cpus_per_run=args.cpus_per_run or 1, **grid)
+    summary = sweep(args.out, args.models, args.datasets, args.deltas, args.seeds, data_root=args.data_root,
+                    download=args.download, checkpoints=not args.no_checkpoints, progress=sys.stderr.isatty(),
+                    engine=args.engine, address=args.address, gpus_per_run=args.gpus_per_run,
+                    cpus_per_run=args.cpus_per_run or 1, **grid)
     if not args.no_report:
         from .paper import write_report
 
         report = write_report(args.out)
         print(f"report: {report['out_dir'] / 'report.md'} ({report['records']} records, {report['diverged']} diverged)")
+    if summary["unusable"]:
+        print(f"hardbatch: {len(summary['unusable'])} run(s) not run: their claim files are in the way (see above)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _study(args):
+    from .study import write
+
+    if not Path(args.dir).is_dir():
+        raise ValueError(f"no such folder: {args.dir!r}")
+    print(write(args.dir, args.out))
     return 0
 
 
@@ -401,5 +463,14 @@ def _report(args):
     return 0
 
 
+def _chapters(args):
+    from .chapters import copy_chapters
+
+    written = copy_chapters(args.dir, overwrite=args.overwrite)
+    print(f"{len(written)} files copied to {args.dir}: " + ", ".join(p.name for p in written))
+    return 0
+
+
 def _main(args):
-    return {"run": _run, "compare": _compare, "sweep": _sweep, "report": _report}[args.command](args)
+    return {"run": _run, "compare": _compare, "sweep": _sweep, "report": _report, "study": _study,
+            "chapters": _chapters}[args.command](args)

@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 MAX_RETRIES = 3  # a task whose worker died (killed, out of memory, node lost) runs again, from its checkpoint
+CONNECT_TIMEOUT_S = 10.0  # --address: how long to try to reach the cluster's head before giving up
 
 _DATA = {}  # per worker process: data sets already loaded, by (name, device)
 _WARMED = set()  # per worker process: blocks already warmed up (sweep.warm_up)
@@ -45,6 +46,36 @@ def _check_out(out, marker, node):
     except OSError as e:
         raise OutNotShared(f"node {node} cannot write the sweep folder {str(out)!r} ({e.strerror or e}): "
                            f"{hint}") from None
+
+
+def check_reachable(address, timeout=CONNECT_TIMEOUT_S):
+    """Fail in `timeout` seconds, naming `address`, when nothing answers there: ray.init would wait for ever.
+    "HOST:PORT" and "ray://HOST:PORT" are probed with one TCP connection; "auto" and others are left to Ray."""
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        why = "no answer" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        raise ValueError(f"cannot reach a Ray cluster at --address {address} ({why}, waited up to {timeout:g} s); "
+                         f"start one there with `ray start --head`, or leave out --address for a local one") from None
+
+
+def check_resources(nodes, cpus_per_run, gpus_per_run):
+    """Fail now, not by waiting for ever, when no node of the cluster has a run's CPUs and GPUs.
+    nodes: ray.nodes() (each alive one with its "Resources")."""
+    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
+    most_cpus = max((r.get("CPU", 0) for r in alive), default=0)
+    most_gpus = max((r.get("GPU", 0) for r in alive), default=0)
+    if not any(r.get("CPU", 0) >= cpus_per_run and r.get("GPU", 0) >= gpus_per_run for r in alive):
+        need = f"{cpus_per_run:g} CPU(s) and {gpus_per_run:g} GPU(s)"
+        have = f"the largest node has {most_cpus:g} CPU(s) and {most_gpus:g} GPU(s)"
+        hint = "--gpus-per-run 0 (no node has a GPU)" if gpus_per_run > most_gpus else \
+            f"--cpus-per-run at most {most_cpus:g}"
+        raise ValueError(f"no node of the Ray cluster can run a task of {need} ({have}), so it would wait for "
+                         f"ever: use {hint}")
 
 
 def _task(out_dir, marker, name, cfg, data_root, checkpoints, stale_s):
@@ -83,10 +114,11 @@ def run_on_ray(out_dir, pending, *, address=None, gpus_per_run=None, cpus_per_ru
 
     address: join that cluster ("HOST:6379"); None: use Ray if this process already started it, else
     start a local one with this machine's CPUs. gpus_per_run: default 1 if the cluster has a GPU, else 0.
-    A run on the CPU gets threads = cpus_per_run (unless its config names its threads)."""
+    A run on the CPU gets config.default_threads within its cpus_per_run (unless its config names its threads):
+    1 for our small nets, as the local engine gives them, so both engines give the same numbers."""
     import ray
 
-    from .config import available_cpus
+    from .config import available_cpus, default_threads
     from .claims import CLAIM_STALE_S
 
     if cpus_per_run <= 0:
@@ -96,6 +128,7 @@ def run_on_ray(out_dir, pending, *, address=None, gpus_per_run=None, cpus_per_ru
     started = not ray.is_initialized()
     if started:
         if address:
+            check_reachable(address)
             ray.init(address=address)
         else:
             ray.init(address="local", num_cpus=available_cpus(), include_dashboard=False)
@@ -104,15 +137,16 @@ def run_on_ray(out_dir, pending, *, address=None, gpus_per_run=None, cpus_per_ru
     try:
         if gpus_per_run is None:
             gpus_per_run = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
+        check_resources(ray.nodes(), cpus_per_run, gpus_per_run)
         out.mkdir(parents=True, exist_ok=True)
         (out / marker).write_text(f"{socket.gethostname()}:{os.getpid()}\n")
         task = ray.remote(_task).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=MAX_RETRIES,
                                          retry_exceptions=False)
-        threads = max(1, int(cpus_per_run))
+        cpus = max(1, int(cpus_per_run))
         log(f"sweep: {len(pending)} Ray tasks of {cpus_per_run:g} CPU and {gpus_per_run:g} GPU each on "
             f"{ray.cluster_resources().get('CPU', 0):g} CPUs, {ray.cluster_resources().get('GPU', 0):g} GPUs")
         for name, cfg in pending:
-            cfg = cfg if cfg.threads else replace(cfg, threads=threads)
+            cfg = cfg if cfg.threads else replace(cfg, threads=default_threads(cfg.model, cpus))
             refs[task.remote(str(out), marker, name, cfg, data_root, checkpoints,
                              CLAIM_STALE_S if stale_s is None else stale_s)] = name
         while refs:

@@ -29,7 +29,7 @@ LR_SCHEDULES = ("constant", "cosine")
 MAX_SEED = 2**63 - 1  # torch's generators take 64-bit seeds
 MAX_IMAGE_SIZE = 512  # larger images would not fit one evaluation chunk in memory
 MAX_FLOAT32 = 3.4028234663852886e38  # SGD does its arithmetic in float32: a larger lr or weight decay overflows
-MAX_THREADS = 1024  # torch crashes when asked for ~100k threads; more threads than cores only slow it down
+MAX_THREADS = 1024  # what a record may hold (from a big machine); a run here gets at most available_cpus()
 ONLY_FOR = {"order": "minibatch", "select": "hardbatch", "delta": "hardbatch",  # knob -> the method that reads it
             "alpha": "hardbatch", "beta": "selective", "window": "selective"}
 ONLY_FOR_SELECT = {"alpha": "proportional"}  # knob -> the selection rule that reads it (within its method)
@@ -117,7 +117,8 @@ def _cpu_times():
 
 def idle_cpus(seconds=0.1):
     """How many CPUs of the machine nobody used over the last `seconds` (this process sleeps meanwhile, so
-    it measures the others); None where /proc/stat is not available."""
+    it measures the others); None where /proc/stat is not available. Benchmarks print it to say what else
+    ran; a run's thread count never depends on it (resolve_threads)."""
     before = _cpu_times()
     if before is None:
         return None
@@ -129,21 +130,55 @@ def idle_cpus(seconds=0.1):
     return (after[0] - before[0]) / busy_total * (os.cpu_count() or 1)
 
 
-def resolve_threads(threads=0):
-    """torch's CPU threads for a run: `threads` when given, else $OMP_NUM_THREADS when set, else the CPUs
-    this process may really use (available_cpus) that other processes leave idle right now, at least 1.
+SMALL_MODELS = ("small_cnn", "two_conv_cnn", "mlp")  # models.OURS: too small to gain from a second thread
 
-    Why: torch runs each operation on all its threads and waits for the slowest. On a busy machine one of
-    them waits for a core, and every operation waits with it: a second torch process with two threads on
-    a 2-core machine made runs 10-20x slower with two threads each, ~2x with one (benchmarks/busy_machine.py)."""
+
+def default_threads(model, cpus=None):
+    """The thread count a run of `model` gets when none is asked for: 1 for our own small nets, else the CPUs
+    this process may use (`cpus`, default available_cpus()). A function of the model and of what the process
+    may use, never of the momentary load, so the same command gives the same numbers on a busy machine.
+
+    Why 1 for the small nets: an operation on their tensors is too short to share among threads, and torch
+    waits for its slowest thread at every operation; with a neighbour on the other core a second thread made
+    them 10-20x slower (benchmarks/busy_machine.py), and it does not make them faster on a quiet machine."""
+    if model in SMALL_MODELS:
+        return 1
+    return cpus if cpus is not None else available_cpus()
+
+
+def check_threads(threads, where="--threads"):
+    """`threads` if it is an integer from 1 to the CPUs this process may use; else ValueError naming it.
+    More threads than CPUs only wait for each other, and under a process limit creating them can crash torch."""
+    cpus = available_cpus()
+    if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= cpus:
+        raise ValueError(f"{where} must be an integer from 1 to {cpus}, the CPUs this process may use "
+                         f"(affinity, cgroup quota), got {threads!r}")
+    return threads
+
+
+def omp_num_threads():
+    """$OMP_NUM_THREADS as a number of threads, or None when it is unset or empty. OpenMP's list form
+    ("4,2": 4 threads at the outer level) counts its first entry; anything else is refused (ValueError)."""
+    raw = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if not raw:
+        return None
+    first = raw.split(",")[0].strip()
+    if not (first.isascii() and first.isdigit()) or int(first) < 1:
+        raise ValueError(f"environment variable OMP_NUM_THREADS={raw!r} is not understood; allowed: "
+                         f"an integer from 1 to {available_cpus()} (or unset it)")
+    return int(first)
+
+
+def resolve_threads(threads=0, model=None):
+    """torch's CPU threads for a run: `threads` when given, else $OMP_NUM_THREADS when set, else
+    default_threads(model). Either of the first two must be at most the CPUs this process may use
+    (check_threads: ValueError otherwise). Never depends on how busy the machine is right now."""
     if threads:
-        return threads
-    env = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if env.isdigit() and int(env) >= 1:
-        return min(int(env), MAX_THREADS)
-    n = available_cpus()
-    idle = idle_cpus() if n > 1 else None
-    return n if idle is None else max(1, min(n, int(idle + 0.25)))  # 0.8 of a CPU idle counts as one
+        return check_threads(threads)
+    env = omp_num_threads()
+    if env is not None:
+        return check_threads(env, where="OMP_NUM_THREADS")
+    return default_threads(model)
 
 
 # ---------------------------------------------------------------- one check per kind of field
@@ -257,9 +292,9 @@ class RunConfig:
     device: str = _knob("auto", _one_of(DEVICES), "auto = cuda when a GPU is present", DEVICES)
     amp: bool = _knob(True, _flag, "bf16 autocast on CUDA GPUs that compute in bf16 (no effect on CPU)")
     compile: bool = _knob(False, _flag, "torch.compile the model")
-    threads: int = _knob(0, _integer(1, MAX_THREADS, zero_means="the CPUs this process may use"),
-                         "CPU threads for torch (0 = $OMP_NUM_THREADS if set, else the CPUs this process may "
-                         "use that other processes leave idle)")
+    threads: int = _knob(0, _integer(1, MAX_THREADS, zero_means="the default"),
+                         "CPU threads for torch, at most the CPUs this process may use (0 = $OMP_NUM_THREADS "
+                         "if set, else 1 for our small nets and the usable CPUs for timm models; never the load)")
 
     def __post_init__(self):
         for f in fields(self):

@@ -10,11 +10,13 @@ Offline use: `digits` ships inside scikit-learn. Fashion-MNIST is read by torchv
 ROOT/FashionMNIST/raw/; where Debian's package `dataset-fashion-mnist` is installed, its
 files are unpacked there for you. CIFAR-10/100 and STL-10 need `download=True` once.
 """
+import contextlib
 import functools
 import gzip
 import math
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -156,6 +158,9 @@ def unpack_debian_fashion_mnist(root, source=DEBIAN_FASHION_MNIST):
 
     Returns True when the files are there afterwards. Debian recompressed the .gz files, so
     torchvision's own download checksums would not match; the unpacked contents are the data set.
+    Safe when several processes start at once (a sweep on Ray, two notebooks): one unpacks while the
+    others wait on a lock (raw/.unpack.lock), each writes its own temporary file, and a file appears
+    under its real name only whole (os.replace), so no process ever reads half of one.
     """
     raw = Path(root) / "FashionMNIST" / "raw"
     names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
@@ -164,12 +169,38 @@ def unpack_debian_fashion_mnist(root, source=DEBIAN_FASHION_MNIST):
     if not all((Path(source) / f"{n}.gz").exists() for n in names):
         return False
     raw.mkdir(parents=True, exist_ok=True)
-    for n in names:
-        tmp = raw / f".{n}.tmp"
-        with gzip.open(Path(source) / f"{n}.gz", "rb") as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        os.replace(tmp, raw / n)  # atomic: a killed unpack never leaves half a file under the real name
+    with _locked(raw / ".unpack.lock"):
+        for n in names:
+            if (raw / n).exists():  # unpacked by another process while this one waited
+                continue
+            fd, tmp = tempfile.mkstemp(dir=raw, prefix=f".{n}.", suffix=".tmp")  # this process's own
+            try:
+                with gzip.open(Path(source) / f"{n}.gz", "rb") as src, os.fdopen(fd, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                os.chmod(tmp, 0o644)  # mkstemp makes owner-only files
+                os.replace(tmp, raw / n)  # atomic: the real name only ever holds a whole file
+            except BaseException as e:
+                Path(tmp).unlink(missing_ok=True)
+                if isinstance(e, (OSError, EOFError)) and not isinstance(e, FileNotFoundError):
+                    raise OSError(f"could not unpack {Path(source) / f'{n}.gz'} into {raw}: {e}") from None
+                raise
     return True
+
+
+@contextlib.contextmanager
+def _locked(path):
+    """Hold an exclusive lock on the file `path` (fcntl.flock; released when the process dies, however)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock, but the temporary files and os.replace still keep files whole
+        yield
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _missing(name, root, hint):

@@ -93,28 +93,44 @@ def create_model(name="small_cnn", num_classes=10, in_chans=1, image_size=28):
 
 def check_fits(model, name, data, image_size=0):
     """Fail before training, with a hint, if `model` cannot take the data set's images (e.g. a ViT fixed at
-    224²) or does not give one output per class. One forward pass of two images in eval mode: it changes no
-    weight, no running statistic and draws no random number."""
+    224²) or cannot be trained on them: it must have weights that train, and give one tensor of floating-point
+    scores per image and class that depends on its weights (not a tuple or a dict, not integers, not detached).
+    One forward pass of two images in eval mode: it changes no weight, no running statistic and draws no
+    random number."""
     import torch
 
     from .data import preprocess
 
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(f"model {name!r} has no weights that train (no parameters with requires_grad): "
+                         f"SGD would have nothing to change")
     x = preprocess(data.x_train[:2], data, image_size)  # (2, C, S, S)
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            out = model(x.to(next(model.parameters()).device))
-    except (RuntimeError, AssertionError, ValueError) as e:
+        with torch.enable_grad():  # to see whether the scores depend on the weights
+            out = model(x.to(params[0].device))
+    except (RuntimeError, AssertionError, ValueError, TypeError, IndexError, KeyError, AttributeError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ValueError(f"model {name!r} cannot take the {data.name} images at {tuple(x.shape[1:])}: "
                          f"{first} Choose another image size (--image-size; timm names a model's own, e.g. _224) "
                          f"or another model.") from None
     finally:
         model.train(was_training)
+    if not isinstance(out, torch.Tensor):
+        raise ValueError(f"model {name!r} returns {type(out).__name__}, not a tensor: its forward must return one "
+                         f"tensor of scores (logits) of shape (batch, classes); take the logits out of the "
+                         f"{type(out).__name__} in forward")
     if out.ndim != 2 or out.shape[1] != data.num_classes:
         raise ValueError(f"model {name!r} gives outputs of shape {tuple(out.shape[1:])} per image, but {data.name} "
                          f"has {data.num_classes} classes: it needs one output per class")
+    if not out.is_floating_point():
+        raise ValueError(f"model {name!r} gives {out.dtype} outputs; cross-entropy needs floating-point scores "
+                         f"(logits), e.g. not argmax class numbers")
+    if not out.requires_grad:
+        raise ValueError(f"model {name!r} gives outputs that do not depend on its weights (detached, or computed "
+                         f"under no_grad): back-prop could not train it")
 
 
 def preflight(cfg):

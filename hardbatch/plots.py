@@ -3,6 +3,7 @@
 Every figure has a title, labelled axes and units. Functions return the matplotlib Figure,
 so notebooks show it and scripts save it.
 """
+import math
 from dataclasses import replace
 
 import matplotlib.pyplot as plt
@@ -16,15 +17,34 @@ from .train import start
 
 def arm_color(config):
     """One fixed colour per arm in every figure: Algorithm 1 black (reshuffled: grey), hardest in oranges,
-    random in blues, easiest in greens, proportional in purples, darker for smaller δ; selective in reds."""
+    random in blues, easiest in greens, proportional in purples, darker for smaller δ; selective in magentas
+    (red-purples, darker for larger β: a red next to hardest's dark orange could not be told apart)."""
     c = config.to_dict() if hasattr(config, "to_dict") else dict(config)
     if c.get("method") == "minibatch":
         return "black" if c.get("order", "fixed") == "fixed" else "tab:brown"
-    if c.get("method") == "selective":  # chapter 6: Selective-Backprop in reds, darker for larger β
-        return plt.cm.Reds(0.5 + 0.12 * min(3.0, float(c.get("beta") or 1.0)))
+    if c.get("method") == "selective":  # chapter 6: Selective-Backprop in magentas, darker for larger β
+        return plt.cm.RdPu(0.5 + 0.1 * min(3.0, float(c.get("beta") or 1.0)))
     cmap = {"hardest": plt.cm.Oranges, "random": plt.cm.Blues, "easiest": plt.cm.Greens}.get(c.get("select"),
                                                                                                 plt.cm.Purples)
     return cmap(0.95 - 0.55 * float(c.get("delta", 0.5)))
+
+
+def band(values, log=False, confidence=0.95):
+    """(centre, lower, upper) of a confidence band over seeds for one point of a curve.
+
+    log=False: the mean and mean ± t·s/√n. log=True (losses, drawn on a log axis): the same interval
+    taken on log(value) and exponentiated, so the centre is the geometric mean and the band is
+    mean·/×exp(t·s/√n): it stays positive and symmetric on the log axis, where mean ± t·s/√n of the
+    values themselves falls below 0 (a band a decade or more down) as soon as three noisy seeds
+    spread over a factor of a few. A value ≤ 0 (a loss that underflowed) counts as 1e-12."""
+    values = [float(v) for v in values]
+    if log:
+        values = [math.log(max(v, 1e-12)) if v == v else v for v in values]
+    mean, half = mean_ci(values, confidence)
+    half = 0.0 if half != half else half  # one seed: no band
+    if log:
+        return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
+    return mean, mean - half, mean + half
 
 
 CURVE_NAMES = {"test_acc": "test top-1 (%)", "train_loss": "train loss (cross-entropy, eval mode)",
@@ -32,7 +52,8 @@ CURVE_NAMES = {"test_acc": "test top-1 (%)", "train_loss": "train loss (cross-en
 
 
 def curves(records, keys=("test_acc", "train_loss"), title=None):
-    """One panel per history key: the mean over seeds of each arm, with its 95 % CI band.
+    """One panel per history key: the mean over seeds of each arm, with its 95 % CI band (for a loss, on a
+    log axis: the geometric mean, and the interval taken on log loss; see `band`).
 
     A key is plotted against equivalent epochs (equal back-props), or, written "KEY@train_s", against
     the mean training seconds spent by each equivalent epoch (equal wall-clock)."""
@@ -44,10 +65,9 @@ def curves(records, keys=("test_acc", "train_loss"), title=None):
             n = len(runs[0]["history"])
             xs = ([h["epoch"] for h in runs[0]["history"]] if not x_key
                   else [sum(r["history"][i][x_key] for r in runs) / len(runs) for i in range(n)])
-            stats = [mean_ci([r["history"][i][key] for r in runs]) for i in range(n)]
-            mean = [m for m, _ in stats]
-            half = [0.0 if h != h else h for _, h in stats]
-            lo, hi = [m - h for m, h in zip(mean, half)], [m + h for m, h in zip(mean, half)]
+            log = "loss" in key  # a loss is drawn on a log axis: its band is taken on log loss (`band`)
+            stats = [band([r["history"][i][key] for r in runs], log=log) for i in range(n)]
+            mean, lo, hi = ([s[j] for s in stats] for j in range(3))
             if "acc" in key:  # an accuracy band never leaves [0, 100]
                 lo, hi = [max(0.0, v) for v in lo], [min(100.0, v) for v in hi]
             color = arm_color(arm)
@@ -56,7 +76,8 @@ def curves(records, keys=("test_acc", "train_loss"), title=None):
             ax.fill_between(xs, lo, hi, color=color, alpha=0.15)
         ax.set_xlabel("training seconds (mean over seeds; evaluation excluded)" if x_key
                       else "equivalent epoch (back-props / N)")
-        ax.set_ylabel(CURVE_NAMES.get(key, key))
+        ax.set_ylabel(CURVE_NAMES.get(key, key) + ("\ngeometric mean over seeds, 95 % band on log loss"
+                                                    if "loss" in key else ""))
         if "loss" in key:  # losses fall over orders of magnitude: a log axis shows the late epochs
             ax.set_yscale("log")
         ax.set_title(CURVE_NAMES.get(key, key).split(" (")[0] + (" at equal training time" if x_key
@@ -80,17 +101,21 @@ def image_grid(images, titles=(), ncols=8, title=None):
 
     n = len(images)
     nrows = max(1, -(-n // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.5 * ncols, 1.7 * nrows), squeeze=False)
+    # each row: the square image (1.5 in) and room for its caption's lines above it, so the caption of
+    # one row never runs into the image of the row above
+    lines = max([str(t).count("\n") + 1 for t in titles[:n]] or [0])
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.5 * ncols, (1.75 + 0.2 * lines) * nrows + (0.4 if title else 0)),
+                             squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
             img = torch.as_tensor(images[i]).cpu()
             ax.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap="gray_r" if img.shape[0] == 1 else None)
             if i < len(titles):
-                ax.set_title(titles[i], fontsize=8)
+                ax.set_title(titles[i], fontsize=8, pad=3)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(h_pad=1.2)
     return fig
 
 

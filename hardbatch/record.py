@@ -28,7 +28,8 @@ RECORD_KEYS = {"config": dict, "status": str, "n_train": int, "n_test": int, "n_
                "history": list, "time_per_backprop_s": numbers.Real, "version": str, "torch": str}
 RECORD_OPTIONAL = {"n_train_eval": int, "sweep": dict,
                    "backprop_samples": int, "forward_samples": int, "forward_s": numbers.Real,  # chapter 6's counts
-                   "cpu_per_backprop_s": numbers.Real}  # process CPU time per back-prop (newer records)
+                   "cpu_per_backprop_s": numbers.Real,  # process CPU time per back-prop (newer records)
+                   "threads_used": list}  # torch's CPU thread counts in the order they ran (a resumed run: several)
 STATUSES = ("complete", "diverged")
 MAX_RECORD_BYTES = 64 * 2**20  # a record of 100 epochs and 50 000 batches is ~2 MB
 MAX_DEPTH = 4  # record -> history -> entry -> value; anything deeper is not a record
@@ -220,6 +221,21 @@ def _check_config(config):
         raise ValueError(f"run record config: {e}") from None
 
 
+def _check_batches(config, n_train, n_batches):
+    """The partition a record claims fits its training set: n_train is the config's subset when one is set,
+    and N = ceil(n_train / B) (floor with drop_last), as batches.n_batches cuts it."""
+    B, subset = config["batch_size"], config.get("subset", 0)
+    if subset and n_train != subset:
+        raise ValueError(f"n_train {n_train} differs from the config's subset {subset}")
+    if B > n_train:
+        raise ValueError(f"batch_size {B} is larger than the {n_train} training samples")
+    expected = n_train // B if config.get("drop_last", False) else -(-n_train // B)
+    if n_batches != expected:
+        rule = "floor" if config.get("drop_last", False) else "ceil"
+        raise ValueError(f"n_batches {n_batches} does not fit n_train {n_train} and batch_size {B}: "
+                         f"expected {rule}({n_train}/{B}) = {expected}")
+
+
 def validate_record(record):
     """Raise ValueError naming the first thing that does not match the schema; return the record."""
     if not isinstance(record, dict):
@@ -243,6 +259,7 @@ def validate_record(record):
     _int(record["backprops"], "backprops", 0, N * E)
     _int(record["rounds"], "rounds", 0, record["backprops"])
     n_train = _int(record["n_train"], "n_train", 1)
+    _check_batches(record["config"], n_train, N)
     _int(record["n_test"], "n_test", 1)
     if "n_train_eval" in record:
         _int(record["n_train_eval"], "n_train_eval", 1, n_train)
@@ -264,6 +281,10 @@ def validate_record(record):
     if len(ledger) != N or not all(_is_number(x) if complete else (x is None or _is_number(x)) for x in ledger):
         raise ValueError(f"final_ledger_loss must have n_batches entries, finite numbers"
                          f"{'' if complete else ' or null'}")
+    if "threads_used" in record and not (record["threads_used"] and all(
+            _is_int(n) and 1 <= n <= 1024 for n in record["threads_used"])):
+        raise ValueError(f"threads_used must be a non-empty list of thread counts from 1 to 1024, "
+                         f"got {_short(record['threads_used'])}")
     if "sweep" in record and not isinstance(record["sweep"].get("name"), str):
         raise ValueError("run record key 'sweep' must hold the run's name")
     if len(record["history"]) != record["backprops"] // N + 1:

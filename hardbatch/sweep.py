@@ -7,7 +7,9 @@ by its config, so a sweep that is stopped and started again finds what is done a
 the rest:
 
 - a record that loads (`record.load_record`) and holds the same config is done: it is skipped;
-- a missing record is run; a partial or corrupt one is run again, and never counted;
+- a missing record is run; a record that does not load (partial, corrupt, or of a newer or older schema)
+  or holds another run is moved aside, never overwritten (NAME.json.unreadable-1, -2, ...), and the run
+  is run again;
 - a run killed half-way continues from its checkpoint (DIR/checkpoints/NAME.pt, written every
   equivalent epoch, deleted once the record is written).
 
@@ -24,13 +26,14 @@ fairly (Table 1); a short untimed warm-up run first pays the one-time costs (cuD
 kernels on a GPU, allocator and thread-pool start-up on a CPU), so the first timed run is not
 charged for them. Chapter 5 teaches this; `hardbatch sweep` runs it.
 """
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from . import arms
 from .checkpoint import BadCheckpoint
-from .claims import CLAIM_STALE_S, Claim, ClaimLost
+from .claims import CLAIM_STALE_S, Claim, ClaimLost, UnusableClaim
 from .config import RunConfig, resolve_device
 from .data import load_dataset
 from .record import load_record, save_record
@@ -103,6 +106,43 @@ def run_status(path, cfg):
     return "done", record
 
 
+def move_aside(path):
+    """Rename a record that cannot be used to NAME.json.unreadable-<n> (the first n free) and return the new
+    name: it may be a newer version's record, or one a person wants to look at; it is never overwritten.
+    None if it is gone already (another sweep moved it)."""
+    path = Path(path)
+    n = 1
+    while True:
+        aside = path.with_name(f"{path.name}.unreadable-{n}")
+        try:
+            os.link(path, aside, follow_symlinks=False)  # fails if `aside` exists: never replaces one set aside
+        except FileExistsError:
+            n += 1
+            continue
+        except FileNotFoundError:
+            return None
+        except OSError:  # a filesystem without hard links: rename, after checking the name is free
+            if aside.exists() or aside.is_symlink():
+                n += 1
+                continue
+            try:
+                path.rename(aside)
+            except FileNotFoundError:
+                return None
+            return aside.name
+        path.unlink(missing_ok=True)
+        return aside.name
+
+
+def why_unusable(path, cfg):
+    """Why the record at `path` cannot be this run's record, in a few words (for messages)."""
+    try:
+        record = load_record(path)
+    except ValueError as e:
+        return str(e).removeprefix(f"{path}: ")
+    return f"it holds another run ({arms.record_name(record['config'])})"
+
+
 ENGINES = ("local", "ray")
 def run_one(out_dir, name, cfg, data, *, checkpoints=True, progress=False, log=print, warm=None,
             stale_s=CLAIM_STALE_S):
@@ -110,17 +150,23 @@ def run_one(out_dir, name, cfg, data, *, checkpoints=True, progress=False, log=p
     one), write its record atomically, release the claim. `warm()`, if given, runs once the claim is held.
 
     Returns {"outcome": "ran" | "done" (finished by another sweep meanwhile) | "claimed" (a live other
-    sweep holds it), "record", "resumed", "holder"}."""
+    sweep holds it) | "unusable" (its claim path is a link or a special file: `holder` says so), "record",
+    "resumed", "holder"}."""
     out_dir = Path(out_dir)
     path, ckpt = out_dir / "records" / f"{name}.json", out_dir / "checkpoints" / f"{name}.pt"
     claim = Claim(out_dir / "claims" / f"{name}.claim", stale_s)
-    if not claim.acquire():
-        return {"outcome": "claimed", "record": None, "resumed": False, "holder": claim.holder}
+    try:
+        if not claim.acquire():
+            return {"outcome": "claimed", "record": None, "resumed": False, "holder": claim.holder}
+    except UnusableClaim as e:
+        return {"outcome": "unusable", "record": None, "resumed": False, "holder": str(e)}
     try:
         state, record = run_status(path, cfg)  # another sweep may have finished it since we looked
         if state == "done":
             ckpt.unlink(missing_ok=True)
             return {"outcome": "done", "record": record, "resumed": False, "holder": None}
+        if state in ("corrupt", "other"):  # appeared since the sweep looked: kept, out of the way
+            log(f"the record there cannot be used ({why_unusable(path, cfg)}); moved it to {move_aside(path)}")
         if claim.took_over:
             log(f"took over the claim of {claim.took_over} (it stopped)")
         if warm is not None:
@@ -167,8 +213,9 @@ def sweep(out_dir, models=("small_cnn",), datasets=("digits",), deltas=(0.5, 0.2
     base: a RunConfig with the shared settings (epochs, batch size, lr, image size, device, ...).
     engine: "local" (one run after another in this process) or "ray" (one Ray task per run on the cluster
     at `address`, or a local one; `gpus_per_run`, `cpus_per_run`: each task's resources; cluster.py).
-    Returns {"ran", "skipped", "repaired", "diverged", "claimed" (held by another live sweep): lists of
-    record names, "records": every record of the grid this sweep has, "out_dir"}.
+    Returns {"ran", "skipped", "repaired" (its unusable record moved aside), "diverged", "claimed" (held by
+    another live sweep), "unusable" (its claim path is not a claim file): lists of record names, "records":
+    every record of the grid this sweep has, "out_dir"}.
     """
     from tqdm.auto import tqdm
 
@@ -189,8 +236,8 @@ def sweep(out_dir, models=("small_cnn",), datasets=("digits",), deltas=(0.5, 0.2
         if cfg.dataset not in data and engine == "local":
             data[cfg.dataset] = load_dataset(cfg.dataset, data_root, download).to(device)
 
-    summary = {"ran": [], "skipped": [], "repaired": [], "diverged": [], "claimed": [], "records": [],
-               "out_dir": out_dir}
+    summary = {"ran": [], "skipped": [], "repaired": [], "diverged": [], "claimed": [], "unusable": [],
+               "records": [], "out_dir": out_dir}
     warmed = set()
     log(f"sweep: {len(runs)} runs, {len(runs) - len(pending)} already done, {len(pending)} to run on {device} "
         f"-> {out_dir}")
@@ -202,6 +249,9 @@ def sweep(out_dir, models=("small_cnn",), datasets=("digits",), deltas=(0.5, 0.2
         if result["outcome"] == "claimed":
             summary["claimed"].append(name)
             log(f"[{i}/{len(runs)}] {name}: claimed by {result['holder']}, a sweep still running; skipped here")
+        elif result["outcome"] == "unusable":
+            summary["unusable"].append(name)
+            log(f"[{i}/{len(runs)}] {name}: not run: {result['holder']}")
         elif result["outcome"] == "done":
             summary["skipped"].append(name)
             summary["records"].append(record)
@@ -225,9 +275,11 @@ def sweep(out_dir, models=("small_cnn",), datasets=("digits",), deltas=(0.5, 0.2
             ckpt.unlink(missing_ok=True)  # left over from a kill between record and clean-up
             bar.update(1)
             continue
-        if state in ("corrupt", "other"):
-            what = "corrupt" if state == "corrupt" else "of another run"
-            log(f"[{i}/{len(runs)}] {name}: the record there is {what}; running it again")
+        if state in ("corrupt", "other"):  # never overwritten: it may be a newer version's record
+            why = why_unusable(paths[name], cfg)
+            aside = move_aside(paths[name])
+            log(f"[{i}/{len(runs)}] {name}: the record there cannot be used ({why}); moved it to {aside} "
+                f"and running the run again")
             summary["repaired"].append(name)
         if engine == "ray":
             continue  # submitted below, all at once
@@ -256,5 +308,7 @@ def sweep(out_dir, models=("small_cnn",), datasets=("digits",), deltas=(0.5, 0.2
     log(f"sweep: ran {len(summary['ran'])} ({len(summary['repaired'])} re-run, {len(summary['diverged'])} diverged), "
         f"skipped {len(summary['skipped'])} already done"
         + (f", left {len(summary['claimed'])} to the other sweep that holds them (run again to collect them)"
-           if summary["claimed"] else ""))
+           if summary["claimed"] else "")
+        + (f"; could not claim {len(summary['unusable'])} (see above: remove what is in the way and run again)"
+           if summary["unusable"] else ""))
     return summary

@@ -16,6 +16,7 @@ so a checkpoint taken at an equivalent epoch resumes the run exactly. Chapters 1
 """
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,8 @@ from . import __version__
 from .batches import make_partition
 from .budget import k_for
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import ONLY_FOR_SELECT, RunConfig, resolve_device, resolve_threads
+from .config import (ONLY_FOR_SELECT, RunConfig, available_cpus, omp_num_threads, resolve_device,
+                     resolve_threads)
 from .data import load_dataset, preprocess
 from .ledger import Ledger
 from .models import check_fits, create_model
@@ -117,6 +119,7 @@ class Run:
     forward_samples: int = 0  # samples scored forward-only
     forward_s: float = 0.0  # seconds spent scoring (also inside train_s: scoring is part of training)
     step_model: torch.nn.Module = None  # the model the steps call (compiled when cfg.compile)
+    threads_used: list = field(default_factory=list)  # torch's CPU thread counts, in the order they ran
     t_start: float = field(default_factory=time.perf_counter)
 
     @property
@@ -234,6 +237,7 @@ class Run:
         """The run record (see record.py)."""
         return {
             "config": {**self.cfg.to_dict(), "device": self.device, "threads": torch.get_num_threads()},
+            "threads_used": self.threads_used or [torch.get_num_threads()],
             "status": self.status,
             "n_train": len(self.data.y_train), "n_test": len(self.data.y_test), "n_train_eval": len(self.eval_idx),
             "n_batches": self.N, "k": self.k, "rounds": self.rounds, "backprops": self.step,
@@ -259,7 +263,7 @@ def start(cfg, data=None, model=None):
                              f"got {type(value).__name__}")
     device = resolve_device(cfg.device)
     if device == "cpu":
-        torch.set_num_threads(resolve_threads(cfg.threads))
+        torch.set_num_threads(resolve_threads(cfg.threads, cfg.model))
     torch.manual_seed(cfg.seed)  # model init and anything else that draws from the global RNG
     if device == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -284,8 +288,25 @@ def start(cfg, data=None, model=None):
     eval_idx = data.fixed_sample(len(data.y_train), cfg.train_eval_subset).to(device)
     return Run(cfg, device, data, partition, model, opt, sched, Ledger(N, device), gen, aug_gen, eval_idx,
                k=k_for(cfg.delta, N) if cfg.method == "hardbatch" else N,
-               step_model=torch.compile(model) if cfg.compile else model,
+               step_model=torch.compile(model) if cfg.compile else model, threads_used=[torch.get_num_threads()],
                kept=torch.zeros(0, dtype=torch.long, device=device), recent=torch.zeros(0, dtype=torch.double))
+
+
+def keep_threads(run):
+    """After a resume: keep the thread count the run had (the checkpoint's last), unless cfg.threads names
+    one (or $OMP_NUM_THREADS); a run's sums, and so its last bits, depend on the thread count. `threads_used` then lists every
+    count the run ran with, in order. A count above the CPUs this process may use now is lowered to them."""
+    if run.device != "cpu":
+        return
+    saved = run.threads_used  # restored from the checkpoint (old checkpoints: the count of this process)
+    if not run.cfg.threads and omp_num_threads() is None and saved and saved[-1] != torch.get_num_threads():
+        cpus = available_cpus()
+        if saved[-1] > cpus:
+            warnings.warn(f"the checkpoint ran with {saved[-1]} threads, more than the {cpus} CPUs this process "
+                          f"may use; it continues with {cpus} (its record lists both)", stacklevel=2)
+        torch.set_num_threads(min(saved[-1], cpus))
+    now = torch.get_num_threads()
+    run.threads_used = list(saved) + ([now] if not saved or saved[-1] != now else [])
 
 
 def train(cfg=None, data=None, model=None, *, checkpoint=None, resume=False, progress=False,
@@ -301,6 +322,7 @@ def train(cfg=None, data=None, model=None, *, checkpoint=None, resume=False, pro
     run = start(cfg, data, model)
     if resume and checkpoint is not None and Path(checkpoint).exists():
         run.load(checkpoint)
+        keep_threads(run)
     else:
         run.evaluate()
 

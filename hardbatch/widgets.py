@@ -82,10 +82,20 @@ class Live:
     def _ipython_display_(self):
         box = ipywidgets.HBox(list(self.controls.values()))
         box.add_class("hardbatch-live")  # the browser test finds the controls by this class
-        bundle = box._repr_mimebundle_()  # the widget where a kernel runs, this text where none does
+        bundle = widget_bundle(box)  # the widget where a kernel runs, this text where none does
         bundle["text/plain"] = "controls: " + ", ".join(f"{n} = {v}" for n, v in self.values().items())
         display(bundle, raw=True)
         self.handles = (display(Pretty(self.text), display_id=True), display(Image(self.png), display_id=True))
+
+
+def widget_bundle(widget):
+    """The MIME bundle that shows `widget`. ipywidgets 8 gives it (`_repr_mimebundle_`); ipywidgets 7, which
+    Colab ships (7.7), displays widgets through `_ipython_display_` instead, so build the same bundle here."""
+    if hasattr(widget, "_repr_mimebundle_"):
+        return widget._repr_mimebundle_()
+    return {"text/plain": repr(widget),
+            "application/vnd.jupyter.widget-view+json": {"version_major": 2, "version_minor": 0,
+                                                         "model_id": widget._model_id}}
 
 
 # ---------------------------------------------------------------- recording and recomputing

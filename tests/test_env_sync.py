@@ -3,11 +3,14 @@
 conda cannot reach its channels here, so nobody would notice if `environment.yml` or
 `binder/environment.yml` went stale. This test reads them next to `pyproject.toml` and fails on:
 a package one file has and another lacks, version bounds that differ, a channel other than
-conda-forge, a Binder set-up that would not install the package, and a notebook whose badges or
-Colab install line name another repository or another version than `pyproject.toml` says.
+conda-forge, a Binder Python not pinned to the lowest one `requires-python` admits (the one CI tests),
+a Binder set-up that would not install the package, and a notebook whose badges or Colab install line
+name another repository or another version than the package says.
 
-`pyproject.toml` is the one source of truth: `[project.urls] Repository` is the address and
-`project.version` the tag (`v<version>`) that Colab installs. Each check is a small function returning
+`pyproject.toml` is the one source of truth for the address (`[project.urls] Repository`) and the
+bounds; `hardbatch/__init__.py`'s `__version__` (which pyproject reads) gives the tag `v<version>` that
+the Colab and Binder badges open and the Colab install line installs: the release step creates that
+tag, so on release day all three name the same released files. Each check is a small function returning
 a list of problems, so the tests below can show that a deliberately drifted copy is caught.
 """
 import json
@@ -27,11 +30,22 @@ ROOT = Path(__file__).resolve().parents[1]
 CONDA_TO_PYPI = {"pytorch": "torch", "pytorch-cpu": "torch"}  # conda-forge name -> PyPI name
 CONDA_ONLY = {"pip"}  # tools conda needs for itself, with no PyPI counterpart to compare
 NOT_IN_CONDA = {"playwright": "drives Chromium for tests/test_browser.py only, which skips without it",
+                "ruff": "the linter `make test` runs (pip, constraints.txt); not needed to run the chapters or tests",
                 "ray": "the cluster extra (sweep --engine ray) only; tests/test_cluster.py skips its Ray tests "
                        "without it, and Binder has one CPU machine to offer"}
 
 
 # ---------------------------------------------------------------- reading the three files
+
+def package_version(root: Path = ROOT) -> str:
+    """hardbatch's __version__, read as text (pyproject.toml's version is dynamic: it reads the same line)."""
+    m = re.search(r'^__version__ = "([^"]+)"$', (root / "hardbatch/__init__.py").read_text(), re.M)
+    assert m, "hardbatch/__init__.py must set __version__ = \"X.Y.Z\""
+    return m.group(1)
+
+
+VERSION = package_version()
+
 
 def pyproject_requirements(pyproject: dict) -> tuple[dict[str, SpecifierSet], list[str]]:
     """All requirements of pyproject.toml (dependencies and every extra), by PyPI name."""
@@ -71,6 +85,18 @@ def conda_requirements(env: dict, label: str) -> tuple[dict[str, SpecifierSet], 
     return reqs, problems
 
 
+def binder_python(pin: SpecifierSet | None, requires: SpecifierSet) -> list[str]:
+    """Binder's Python must be pinned (conda's `python =X.Y`) to the lowest X.Y of requires-python: the
+    version CI tests. repo2docker would otherwise choose its own default, which CI never runs."""
+    m = re.fullmatch(r">=(\d+\.\d+)", str(requires))
+    if not m:
+        return [f"pyproject.toml: requires-python must read '>=X.Y', not {requires}"]
+    if pin != SpecifierSet(f"=={m.group(1)}.*"):
+        return [f"binder/environment.yml: python must be pinned to python ={m.group(1)}, the lowest version "
+                f"requires-python admits (the one CI tests), not {pin or 'unpinned'}"]
+    return []
+
+
 def pip_section(env: dict) -> list[str]:
     for dep in env.get("dependencies", []):
         if isinstance(dep, dict) and "pip" in dep:
@@ -90,7 +116,9 @@ def check_environments(pyproject_path: Path, env_path: Path, binder_env_path: Pa
         have, found = conda_requirements(env, label)
         problems += found
         for name, spec in sorted(wanted.items()):
-            if name not in have:
+            if name == "python" and label == "binder/environment.yml":
+                problems += binder_python(have.get(name), spec)
+            elif name not in have:
                 problems.append(f"{label}: lacks {name} (pyproject.toml wants {name}{spec})")
             elif have[name] != spec:
                 problems.append(f"{label}: {name}{have[name]} but pyproject.toml says {name}{spec}")
@@ -118,12 +146,12 @@ def repository(pyproject: dict) -> tuple[str, str]:
     return url, m.group(1)
 
 
-def expected_links(pyproject: dict, notebook_name: str) -> dict[str, str]:
+def expected_links(pyproject: dict, notebook_name: str, version: str = VERSION) -> dict[str, str]:
+    """The badges and the install line of a chapter: all three name the release tag v<version>."""
     url, slug = repository(pyproject)
-    version = pyproject["project"]["version"]
     return {
-        "colab": f"https://colab.research.google.com/github/{slug}/blob/main/notebooks/{notebook_name}",
-        "binder": f"https://mybinder.org/v2/gh/{slug}/HEAD?urlpath=lab/tree/notebooks/{notebook_name}",
+        "colab": f"https://colab.research.google.com/github/{slug}/blob/v{version}/notebooks/{notebook_name}",
+        "binder": f"https://mybinder.org/v2/gh/{slug}/v{version}?urlpath=lab/tree/notebooks/{notebook_name}",
         "install": f'%pip install -q "hardbatch @ git+{url}@v{version}"',
     }
 
@@ -149,7 +177,7 @@ def check_notebook(path: Path, pyproject: dict) -> list[str]:
     setup = code[0] if code else ""
     if links["install"] not in setup:
         problems.append(f"{path.name}: the first code cell lacks the install line {links['install']} "
-                        f"(the address of [project.urls] Repository, pinned to the tag v<project.version>)")
+                        f"(the address of [project.urls] Repository, pinned to the tag v<hardbatch.__version__>)")
     else:
         before = setup[: setup.index(links["install"])]  # ends with the guard line and the indentation
         guard = before.rstrip().splitlines()[-1:] or [""]
@@ -207,8 +235,13 @@ def _sub(texts, name, old, new):
     (lambda t: _sub(t, "pyproject.toml", '"tqdm>=4.60",', '"tqdm>=4.60",\n    "pandas>=2",'), "lacks pandas"),
     # a package added to a conda file only
     (lambda t: _sub(t, "environment.yml", "  - pip\n", "  - pip\n  - seaborn\n"), "has seaborn, which"),
-    # Python's bound drifts
-    (lambda t: _sub(t, "pyproject.toml", 'requires-python = ">=3.10"', 'requires-python = ">=3.11"'), "python>=3.10"),
+    # Python's bound drifts: the top-level file no longer matches, and Binder is pinned to the old lowest version
+    (lambda t: _sub(t, "pyproject.toml", 'requires-python = ">=3.11"', 'requires-python = ">=3.12"'),
+     "environment.yml: python>=3.11 but pyproject"),
+    (lambda t: _sub(t, "pyproject.toml", 'requires-python = ">=3.11"', 'requires-python = ">=3.12"'),
+     "python must be pinned to python =3.12"),
+    # Binder's Python left to repo2docker's default
+    (lambda t: _sub(t, "binder/environment.yml", "  - python =3.11\n", "  - python >=3.11\n"), "must be pinned"),
     # GPU PyTorch (or the pytorch channel) sneaks in
     (lambda t: _sub(t, "binder/environment.yml", "pytorch-cpu >=2.1", "pytorch >=2.1"), "pytorch-cpu"),
     (lambda t: _sub(t, "environment.yml", "  - conda-forge\n", "  - pytorch\n  - conda-forge\n"), "channels"),
@@ -282,7 +315,32 @@ def test_notebook_checker_catches_a_wrong_address_or_pin(tmp_path, pyproject):
     _, slug = repository(pyproject)
     assert problems(good_first.replace(slug, "someone/fork"), good_setup)  # badges of a fork
     assert problems(good_first, good_setup.replace(slug, "someone/fork"))  # installs from a fork
-    version = pyproject["project"]["version"]
-    assert problems(good_first, good_setup.replace(f"@v{version}", "@main"))  # not pinned
+    assert problems(good_first, good_setup.replace(f"@v{VERSION}", "@main"))  # not pinned
+    assert problems(good_first.replace(f"/blob/v{VERSION}/", "/blob/main/"), good_setup)  # badge opens main
+    assert problems(good_first.replace(f"/v{VERSION}?", "/HEAD?"), good_setup)  # Binder builds HEAD
     assert problems(good_first, good_setup.replace('if "google.colab" in sys.modules:\n    ', ""))  # not Colab-only
     assert problems(good_first, good_setup + '%pip install -q -U torch\n')  # reinstalls Colab's torch
+
+
+# Every ref a Colab badge, a Binder badge or a pip install from GitHub names (README and chapters alike).
+REFS = re.compile(r"colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/([^/\s]+)/"
+                  r"|mybinder\.org/v2/gh/[\w.-]+/[\w.-]+/([^?/\s)\"]+)"
+                  r"|git\+https://github\.com/[\w.-]+/[\w.-]+?@([^\s\"')\\]+)")
+
+
+def named_refs(text: str) -> set[str]:
+    return {a or b or c for a, b, c in REFS.findall(text)}
+
+
+def test_named_refs_reads_badges_and_installs():
+    links = expected_links({"project": {"urls": {"Repository": "https://github.com/o/r"}}}, "01_x.ipynb", "9.8.7")
+    assert [named_refs(link) for link in links.values()] == [{"v9.8.7"}] * 3
+    assert named_refs("https://mybinder.org/v2/gh/o/r/HEAD?urlpath=lab") == {"HEAD"}
+
+
+def test_readme_and_chapters_open_and_install_the_same_release():
+    """The badges open, and Colab installs, the tag the release step creates: v<__version__>, never main/HEAD."""
+    for path in [ROOT / "README.md", *NOTEBOOKS]:
+        refs = named_refs(path.read_text())
+        assert refs <= {f"v{VERSION}"}, f"{path.name} names {sorted(refs)}, not only v{VERSION}"
+    assert named_refs((ROOT / "README.md").read_text()) == {f"v{VERSION}"}, "README's badges name the release"

@@ -8,7 +8,6 @@ import importlib
 import math
 from unittest import mock
 
-import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st

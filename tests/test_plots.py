@@ -95,3 +95,61 @@ def test_visits_histogram_counts_what_the_ledger_calls_starved():
     fig = plots.visits_histogram(ledger)
     assert fig.axes[0].get_title().endswith(f"{int(ledger.starved().sum())} starved (red)")
     assert "2 starved" in fig.axes[0].get_title()
+
+
+# ---------------------------------------------------------------- bands on a log axis
+NOISY_LOSSES = [0.01, 0.1, 0.05]  # three seeds a decade apart: mean ± t·s/√n of the values goes below 0
+
+
+def test_arithmetic_band_of_noisy_losses_would_go_below_zero():
+    """Why bands of losses are taken on log loss: the plain band of this example reaches below 0."""
+    mean, lower, _ = plots.band(NOISY_LOSSES)
+    assert lower < 0 < mean
+
+
+def test_log_band_stays_positive_and_near_the_mean():
+    centre, lower, upper = plots.band(NOISY_LOSSES, log=True)
+    geometric = (0.01 * 0.1 * 0.05) ** (1 / 3)
+    assert centre == pytest.approx(geometric)
+    assert 0 < lower < centre < upper
+    assert centre / lower == pytest.approx(upper / centre)  # symmetric on the log axis
+    assert centre / lower < 30, "a band of three seeds that spread over a decade stays within a sane factor"
+    assert plots.band([0.2], log=True) == pytest.approx((0.2, 0.2, 0.2))  # one seed: no band
+
+
+def loss_records(per_seed):
+    """Algorithm-1 run records, one per seed, whose train loss at epoch e is per_seed[s][e]."""
+    cfg = hb.RunConfig(method="minibatch", epochs=len(per_seed[0]) - 1, batch_size=BATCH, device="cpu", threads=1)
+    return [{"config": replace(cfg, seed=s).to_dict(), "status": "complete",
+             "history": [{"epoch": e, "train_loss": v, "test_acc": 50.0 + e} for e, v in enumerate(losses)]}
+            for s, losses in enumerate(per_seed)]
+
+
+def test_curves_draw_loss_bands_on_log_loss():
+    per_seed = [[2.3, 0.5, 0.01], [2.3, 0.6, 0.1], [2.3, 0.4, 0.05]]  # the last epoch spreads over a decade
+    fig = plots.curves(loss_records(per_seed), keys=("train_loss",))
+    ax = fig.axes[0]
+    (line,) = ax.get_lines()
+    centre = line.get_ydata()
+    assert centre[-1] == pytest.approx(plots.band(NOISY_LOSSES, log=True)[0])
+    vertices = ax.collections[0].get_paths()[0].vertices  # the band's outline: (x, y) pairs
+    assert (vertices[:, 1] > 0).all(), "a loss band on a log axis never reaches 0 or below"
+    last = vertices[vertices[:, 0] == 2, 1]
+    assert last.min() > centre[-1] / 30 and last.max() < centre[-1] * 30
+    assert ax.get_yscale() == "log"
+
+
+def test_the_arms_of_chapter_6_have_colours_that_can_be_told_apart():
+    """Issue 20: hardest and Selective-Backprop shared a colour. Every arm chapter 6 draws differs from every
+    other by a clear distance in RGB (the old red of selective was 0.29 from hardest's dark orange)."""
+    from itertools import combinations
+
+    arms_ = {"Algorithm 1": {"method": "minibatch"},
+             "hardest": {"method": "hardbatch", "select": "hardest", "delta": 0.2},
+             "random": {"method": "hardbatch", "select": "random", "delta": 0.2},
+             "proportional": {"method": "hardbatch", "select": "proportional", "delta": 0.2},
+             "selective": {"method": "selective", "beta": 1.0}}
+    rgb = {name: matplotlib.colors.to_rgb(plots.arm_color(c)) for name, c in arms_.items()}
+    for a, b in combinations(rgb, 2):
+        distance = sum((x - y) ** 2 for x, y in zip(rgb[a], rgb[b])) ** 0.5
+        assert distance > 0.3, f"{a} and {b} are drawn in nearly the same colour ({rgb[a]} and {rgb[b]})"

@@ -191,15 +191,15 @@ def test_available_cpus_follows_affinity_and_the_cgroup_quota(monkeypatch):
     assert config.available_cpus() == 2
 
 
-def test_resolve_threads_leaves_busy_cpus_alone(monkeypatch):
+def test_resolve_threads_depends_on_the_model_and_the_usable_cpus_never_on_the_load(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(config, "available_cpus", lambda: 4)
-    for idle, threads in ((4.0, 4), (2.9, 3), (1.2, 1), (0.0, 1), (None, 4)):
+    for idle in (4.0, 2.9, 0.0, None):  # whatever the others do right now
         monkeypatch.setattr(config, "idle_cpus", lambda seconds=0.1, idle=idle: idle)
-        assert config.resolve_threads(0) == threads, idle
+        assert [config.resolve_threads(0, m) for m in ("small_cnn", "two_conv_cnn", "mlp", "resnet18")] == [1, 1, 1, 4]
     assert config.resolve_threads(3) == 3  # the user's choice wins
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    assert config.resolve_threads(0) == 2 and config.resolve_threads(3) == 3
+    assert config.resolve_threads(0, "resnet18") == 2 and config.resolve_threads(3) == 3
 
 
 def test_idle_cpus_is_the_idle_share_of_the_machine(monkeypatch):

@@ -204,3 +204,23 @@ def test_live_shows_an_error_instead_of_losing_it():
     live = widgets.Live(draw, x=slider)
     slider.value = 2
     assert live.text == "ValueError: no figure for x = 2"
+
+
+def test_live_displays_its_controls_on_ipywidgets_7_too():
+    """Colab ships ipywidgets 7.7, whose widgets have no `_repr_mimebundle_` (they display through
+    `_ipython_display_`): `widget_bundle` builds the same bundle from the widget's model id."""
+    slider = IntSlider(value=3)
+    bundle = widgets.widget_bundle(slider)  # the installed ipywidgets' own bundle
+    view = bundle["application/vnd.jupyter.widget-view+json"]
+    assert view["model_id"] == slider.model_id and view["version_major"] == 2
+
+    class Widget7:  # what ipywidgets 7.7 offers: a model id and _ipython_display_, no _repr_mimebundle_
+        _model_id = "abc123"
+
+        def _ipython_display_(self):
+            raise AssertionError("Live must not display the controls a second time")
+
+    bundle = widgets.widget_bundle(Widget7())
+    assert bundle["application/vnd.jupyter.widget-view+json"] == {"version_major": 2, "version_minor": 0,
+                                                                 "model_id": "abc123"}
+    assert "text/plain" in bundle

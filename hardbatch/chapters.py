@@ -1,0 +1,44 @@
+"""The six chapter notebooks, wherever hardbatch is installed: `hardbatch chapters DIR` copies them out.
+
+A wheel carries them as hardbatch/notebooks/ (setup.py copies them in at build time); a clone or an
+editable install has them in the repository's notebooks/, next to the package. Either way the copies
+are the committed notebooks, outputs cleared, ready to open in Jupyter.
+"""
+import shutil
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+def source_folder():
+    """The folder the chapters are copied from: the installed package's notebooks/, else the repository's."""
+    for folder in (PACKAGE / "notebooks", PACKAGE.parent / "notebooks"):
+        if any(folder.glob("*.ipynb")):
+            return folder
+    raise ValueError(f"no chapter notebooks found in {PACKAGE / 'notebooks'} or {PACKAGE.parent / 'notebooks'}; "
+                     f"reinstall hardbatch from a wheel or a clone of the repository")
+
+
+def chapter_files():
+    """The chapters (*.ipynb, in order) and the notebooks' README, as paths."""
+    folder = source_folder()
+    return sorted(folder.glob("*.ipynb")) + [p for p in [folder / "README.md"] if p.is_file()]
+
+
+def copy_chapters(dest, overwrite=False):
+    """Copy the chapters into folder `dest` (created if missing); returns the paths written. A file that
+    exists is not replaced unless overwrite=True (a reader's own edits are never lost silently)."""
+    dest = Path(dest)
+    files = chapter_files()
+    if dest.exists() and not dest.is_dir():
+        raise ValueError(f"cannot copy the chapters to {str(dest)!r}: it is not a folder")
+    there = [dest / p.name for p in files if (dest / p.name).exists()]
+    if there and not overwrite:
+        raise ValueError(f"{str(dest)!r} already holds {', '.join(p.name for p in there)}; "
+                         f"choose another folder or pass --overwrite")
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in files:
+        shutil.copyfile(path, dest / path.name)
+        written.append(dest / path.name)
+    return written
