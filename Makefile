@@ -16,7 +16,7 @@ STAGE0_LRS := 0.05 0.1 0.02
 # Stage 0's choice by its pre-registered rule (hardbatch study results/fitting prints it; tests/test_results.py
 # checks these equal the rule's output once stage 0 is complete).
 LR_COSINE := 0.02
-LR_CONSTANT := 0.05
+LR_CONSTANT := 0.02
 COSINE_ARMS := "hardbatch delta=0.2" "hardbatch delta=0.5" "hardbatch select=random delta=0.2" \
 	"hardbatch select=random delta=0.5" "hardbatch select=easiest delta=0.2"
 

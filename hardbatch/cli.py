@@ -227,13 +227,14 @@ class Terminated(KeyboardInterrupt):
     signum = signal.SIGTERM
 
 
-_stopping = []  # the signals being handled; "said" once the stop's one line is printed
+_stopping = []  # the signals being handled; "said" once the stop's one line is printed; "program" (see main)
 
 
 def _on_signal(signum, frame):
-    """Ctrl-C (SIGINT) or SIGTERM: the first stops the command cleanly (KeyboardInterrupt, Terminated); one
-    more while it stops (Ctrl-C pressed twice) leaves at once, with the one line if it is not printed yet."""
-    if _stopping:
+    """Ctrl-C (SIGINT) or SIGTERM: the first stops the command cleanly (KeyboardInterrupt, Terminated). In the
+    program, one more while it stops (Ctrl-C pressed twice) leaves at once, with the one line if it is not
+    printed yet; called in-process (a notebook), it is a KeyboardInterrupt again."""
+    if any(isinstance(s, int) for s in _stopping) and "program" in _stopping:
         if "said" not in _stopping:
             os.write(2, f"hardbatch: {signal.Signals(signum).name} again while stopping; stopped at once\n".encode())
         os._exit(128 + signum)
@@ -241,9 +242,9 @@ def _on_signal(signum, frame):
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
-def _install_signal_handlers():
+def _install_signal_handlers(program):
     """Ctrl-C and SIGTERM handlers for this command; returns the previous ones, to put back."""
-    _stopping.clear()
+    _stopping[:] = ["program"] if program else []
     return {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
@@ -287,7 +288,8 @@ def _out_of_memory(e):
 
 def main(argv=None):
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = _install_signal_handlers() if in_main_thread else {}  # first: a Ctrl-C from now on is one line
+    # first: a Ctrl-C from now on is one line. argv None: the program itself (hardbatch, python -m hardbatch)
+    previous = _install_signal_handlers(program=argv is None) if in_main_thread else {}
     args = None
     try:
         _robust_output()
@@ -312,9 +314,9 @@ def main(argv=None):
         raise SystemExit(code) from None
     finally:
         for sig, handler in previous.items():
-            if _stopping:  # stopping on a signal: one more while the interpreter shuts down leaves quietly
-                signal.signal(sig, _on_signal)
-            else:
+            if "program" in _stopping and "said" in _stopping:  # stopped on a signal: ignore more while Python exits
+                signal.signal(sig, signal.SIG_IGN)
+            else:  # called in-process (tests, a notebook): leave signals as they were
                 signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 

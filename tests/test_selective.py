@@ -123,7 +123,7 @@ def count_samples(model):
     counts = {"backprops": 0, "grad_samples": 0, "scored": 0}
 
     def on_forward(module, inputs, output):
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() and module.training:  # start's check that the model fits runs in eval mode
             counts["grad_samples"] += inputs[0].shape[0]
         elif module.training:  # evaluation (and start's check that the model fits) run in eval mode
             counts["scored"] += inputs[0].shape[0]
