@@ -7,25 +7,57 @@ the same arm, the baseline) · train (Algorithms 1 and 2) · checkpoint · data 
 record (run records) · report (paired tables) · plots · compare (the main job) · sweep · claims ·
 cluster (sweeps on Ray) · paper · cli.
 """
+import sys
+import types
+
 __version__ = "0.1.0"
 
-from . import arms, metrics, report
-from .batches import make_partition, n_batches
-from .budget import k_for, plan, round_sizes, total_backprops, zeta
-from .config import RunConfig, fast_mode, resolve_device
-from .data import load_dataset, preprocess
-from .ledger import Ledger
-from .metrics import converged, delta_e, epochs_to_target, mean_ci, paired_ci, target_level, time_to_target
-from .models import create_model
-from .record import load_record, save_record
-from .selection import STRATEGIES, select
-from .train import train
+# Imported on first use (PEP 562), so that `import hardbatch` and the command line start in a blink and
+# Ctrl-C while torch loads is handled (hardbatch/__main__.py): each name below lives in the module it names.
+_EXPORTS = {
+    "make_partition": "batches", "n_batches": "batches",
+    "k_for": "budget", "plan": "budget", "round_sizes": "budget", "total_backprops": "budget", "zeta": "budget",
+    "RunConfig": "config", "fast_mode": "config", "resolve_device": "config",
+    "load_dataset": "data", "preprocess": "data",
+    "Ledger": "ledger",
+    "converged": "metrics", "delta_e": "metrics", "epochs_to_target": "metrics", "mean_ci": "metrics",
+    "paired_ci": "metrics", "target_level": "metrics", "time_to_target": "metrics",
+    "create_model": "models",
+    "load_record": "record", "save_record": "record",
+    "STRATEGIES": "selection", "select": "selection",
+    "train": "train",
+}
+__all__ = ["__version__", *_EXPORTS]
 
 
 def __getattr__(name):
-    """hb.plots and hb.widgets are imported on first use: they pull in matplotlib and ipywidgets, which the
-    command line and the training loop do not need."""
-    if name in ("plots", "widgets", "compare", "sweep", "paper"):
-        import importlib
+    """hb.train, hb.Ledger, ... from their modules, and hb.plots, hb.report, ... (any submodule) on first use."""
+    import importlib
+
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    try:
         return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module 'hardbatch' has no attribute {name!r}")
+    except ModuleNotFoundError as e:
+        if e.name != f"{__name__}.{name}":
+            raise  # the submodule exists but something it imports is missing: say that
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
+def __dir__():
+    return sorted(__all__)
+
+
+class _Package(types.ModuleType):
+    """Importing the submodule hardbatch.train binds it as the package's attribute `train`; the function of
+    that name stays hb.train (a module's __class__ may be replaced for this; see Python's data model)."""
+
+    def __setattr__(self, name, value):
+        if name in _EXPORTS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -18,8 +18,8 @@ import math
 from collections import Counter, defaultdict
 
 from . import arms
-from .metrics import (MIN_SEEDS, converged, delta_e, excludes_zero, mean_ci, paired_ci, target_level, time_to_target,
-                      value_at)
+from .metrics import (MIN_SEEDS, converged, delta_e, excludes_zero, holm, mean_ci, paired_ci, target_level,
+                      time_to_target, value_at)
 
 TOL, TAIL = 0.05, 0.2  # converged: the last 20 % of the epochs lower the train loss by < 5 % of its total drop
 
@@ -236,9 +236,23 @@ def _finding(ci, unit="points", up="higher", down="lower"):
     return f"{ci[0]:+.1f} ± {ci[1]:.1f} {unit} over {ci[2]} paired seeds, {words}"
 
 
+def p_value(ci):
+    """The two-sided p-value of a paired t-interval (mean, half-width at 95 %, n): nan below MIN_SEEDS."""
+    from scipy.stats import t
+
+    mean, half, n = ci
+    if n < MIN_SEEDS or not math.isfinite(half):
+        return math.nan
+    if half == 0:
+        return 1.0 if mean == 0 else 0.0
+    se = half / t.ppf(0.975, n - 1)
+    return float(2 * t.sf(abs(mean) / se, n - 1))
+
+
 def verdict(rows):
-    """Every comparison of every block in plain words, one line each, and how many could be chance."""
-    out, tests, block = [], 0, None
+    """Every comparison of every block in plain words, one line each; then how many intervals exclude 0, how
+    many that would be by chance, and which survive Holm's correction for all of them (docs/method.md)."""
+    out, tests, block = [], [], None
     for r in rows:
         if (r["model"], r["dataset"], r["setting"]) != block:
             block = (r["model"], r["dataset"], r["setting"])
@@ -250,17 +264,45 @@ def verdict(rows):
                           ("vs_hardest", f"{r['select'] or r['label']} − hardest at δ={r['paired_delta'] or 0:g}, final test top-1")):
             if r[key] is not None:
                 out.append(f"  {text}: {_finding(r[key])}.")
-                tests += 1
+                tests.append((text, r[key]))
         if r["de_ours"] is not None:
-            out.append(f"  {r['label']}, epochs to Algorithm 1's converged train loss, Δe (ours): "
-                       f"{_finding(r['de_ours'], '%', up='faster', down='slower')}.")
-            tests += 1
+            text = f"{r['label']}, epochs to Algorithm 1's converged train loss, Δe (ours)"
+            out.append(f"  {text}: {_finding(r['de_ours'], '%', up='faster', down='slower')}.")
+            tests.append((text, r["de_ours"]))
         elif r.get("e_note"):
             out.append(f"  {r['label']}: no e ({r['e_note']}).")
     if tests:
-        out.append(f"{tests} comparisons at 95 %: about {tests / 20:.1f} of them would exclude 0 by chance alone, "
-                   f"so one interval that excludes 0 is weak evidence on its own.")
+        out.append(multiplicity(tests))
     return out
+
+
+def multiplicity(tests):
+    """One sentence on a family of (name, ci) comparisons: how many intervals exclude 0, how many would by
+    chance alone, and which remain after Holm's step-down correction at a family-wise 5 %."""
+    m = len(tests)
+    raw = [name for name, ci in tests if excludes_zero(ci)]
+    adjusted = holm([p_value(ci) for _, ci in tests])
+    kept = [name for (name, _), p in zip(tests, adjusted) if p <= 0.05]
+    chance = f"{m} comparisons at 95 %: {len(raw)} interval(s) exclude 0, where about {m / 20:.1f} would by chance alone"
+    if not raw:
+        return chance + "; no difference is detected."
+    if not kept:
+        return chance + f"; after Holm's correction for the {m} comparisons none remains, so none is a finding."
+    return chance + f"; after Holm's correction for the {m} comparisons {len(kept)} remain(s): " + "; ".join(kept) + "."
+
+
+def compare_markdown(folder):
+    """The README's `make compare` table, computed from a folder of its records: the table, the verdict's
+    count of intervals against chance and Holm, and the torch thread count the numbers repeat with."""
+    from .paper import read_records
+
+    records, _ = read_records(folder)
+    rows = summarize(records)
+    threads = sorted({r["config"].get("threads") for r in records}, key=str)
+    shown = ", ".join("unrecorded" if t is None else str(t) for t in threads)
+    return (f"{to_markdown(rows)}\n\n{verdict(rows)[-1]} {len(records)} runs, {shown} torch thread(s) per run "
+            f"(`config.threads` of every record): the accuracy and e columns repeat exactly on a CPU of the "
+            f"same kind with the same torch version and thread count; the time columns are measured and vary.\n")
 
 
 def verdict_markdown(rows):

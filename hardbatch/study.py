@@ -325,10 +325,12 @@ def results_markdown(root):
     from .paper import read_records
 
     root = Path(root)
+    threads = set()  # torch threads of every run the table rests on, stated under it
     lines = ["| study | net, and does it fit its training set? | paired seeds | hardest δ=0.2 − Algorithm 1 "
              "(final test top-1) | hardest δ=0.2 − random δ=0.2 | verdict |", "|---|---|---|---|---|---|"]
     if (root / "underfitting").is_dir():
         recs, _ = read_records(root / "underfitting")
+        threads |= {r["config"].get("threads") for r in recs}
         groups = by_arm([r for r in recs if schedule(r) == "constant" and not r["config"].get("augment")])
         groups = {label: runs for (_, label), runs in groups.items()}
         base = [r for r in groups.get(BASELINE, {}).values() if r["status"] == "complete"]
@@ -349,6 +351,7 @@ def results_markdown(root):
     if (root / "fitting").is_dir():
         stage0, _ = read_records(root / "fitting" / "stage0") if (root / "fitting" / "stage0").is_dir() else ([], [])
         main, _ = read_records(root / "fitting" / "main") if (root / "fitting" / "main").is_dir() else ([], [])
+        threads |= {r["config"].get("threads") for r in stage0 + main}
         fits = [a for row in calibration(stage0) if row["schedule"] == "cosine" for a in row["train_top1"]]
         regime_words = (f"Algorithm 1 (cosine) ends at {min(fits):.2f}–{max(fits):.2f} % train top-1 in stage 0, "
                         f"**{'fits' if min(fits) >= TARGET else 'does not fit'}**" if fits else "regime not yet measured")
@@ -367,14 +370,28 @@ def results_markdown(root):
         lines.append(f"| [fitting](results/fitting/report/report.md) | {c['model']} at {c['image_size'] or 28}², cosine to zero, "
                      f"E = {c['epochs']}: "
                      f"{regime_words} | {n} | {cells[0]} | {cells[1]} | {words} |")
+    if threads:
+        shown = ", ".join("unrecorded" if t is None else str(t) for t in sorted(threads, key=str))
+        lines += ["", f"Every run: {shown} torch thread(s) (`config.threads` of its record); its accuracies repeat "
+                      f"exactly on a CPU of the same kind with the same torch version and thread count."]
     return "\n".join(lines) + "\n"
 
 
-def update_readme(readme="README.md", root="results"):
-    """Replace the README's Results table (between its results:start/end markers) by the computed one."""
+def replace_block(readme, name, text):
+    """Replace what lies between the README's `<!-- NAME:start -->` and `<!-- NAME:end -->` markers by TEXT."""
     from .record import atomic_write
 
-    text = Path(readme).read_text()
-    head, rest = text.split("<!-- results:start -->\n")
-    _, tail = rest.split("<!-- results:end -->")
-    atomic_write(readme, f"{head}<!-- results:start -->\n{results_markdown(root)}<!-- results:end -->{tail}")
+    content = Path(readme).read_text()
+    head, rest = content.split(f"<!-- {name}:start -->\n")
+    _, tail = rest.split(f"<!-- {name}:end -->")
+    atomic_write(readme, f"{head}<!-- {name}:start -->\n{text}<!-- {name}:end -->{tail}")
+
+
+def update_readme(readme="README.md", root="results", compare="docs/compare/records"):
+    """Replace the README's Results table and its `make compare` table by the ones computed from the committed
+    records (results/, and the records of the `make compare` run shown in docs/compare/records)."""
+    from .report import compare_markdown
+
+    replace_block(readme, "results", results_markdown(root))
+    if Path(compare).is_dir():
+        replace_block(readme, "compare", compare_markdown(compare))

@@ -536,6 +536,27 @@ def test_ctrl_c_while_the_command_starts_is_one_line_and_130(tmp_path, monkeypat
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # called in-process: put back
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("after", [0.0, 0.3, 1.0])  # while Python starts, while torch loads, while parsing
+def test_a_signal_in_the_first_second_is_one_line_never_a_traceback(sig, after, tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "hardbatch", "run", "--epochs", "400", "--subset", "256",
+                             "--device", "cpu", "--out", "r.json"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(after)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err, err
+    assert proc.returncode in (128 + sig, -sig), (proc.returncode, err)  # -sig: before Python's own handlers
+    assert len(err.strip().splitlines()) <= 1 and (not err or err.startswith("hardbatch: "))
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_importing_the_package_loads_no_torch():
+    # what makes the above possible: `import hardbatch` is instant; torch loads with the first name used
+    code = "import sys, hardbatch as hb; assert 'torch' not in sys.modules; hb.Ledger; assert 'torch' in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 # ------------------------------------------------------------------ class 10: models that cannot be trained
 
 class Wraps(nn.Module):

@@ -144,3 +144,18 @@ def test_peers_are_paired_with_algorithm_1_random_and_hardest(records):
     assert "selective β=1 − hardest at δ=0.2, final test top-1:" in words
     assert "proportional − random at δ=0.2, final test top-1:" in words
     assert "− hardest, same δ (points)" in to_markdown(rows)
+
+
+def test_the_verdict_counts_intervals_and_keeps_only_what_survives_holm():
+    from hardbatch.report import multiplicity, p_value
+
+    strong, weak, none = (2.0, 0.1, 5), (0.5, 0.45, 5), (0.1, 1.0, 5)
+    assert p_value(strong) < 1e-4 and 0.01 < p_value(weak) < 0.05 and p_value(none) > 0.5
+    assert math.isnan(p_value((1.0, 0.5, 1)))  # one seed: no test
+    # 15 tests: the weak one excludes 0 at 95 % but not after Holm (its p times 14 > 0.05); the strong one stays
+    family = [("strong", strong), ("weak", weak)] + [(f"n{i}", none) for i in range(13)]
+    line = multiplicity(family)
+    assert "2 interval(s) exclude 0, where about 0.8 would by chance alone" in line
+    assert line.endswith("1 remain(s): strong.")
+    assert multiplicity([("weak", weak)] + [(f"n{i}", none) for i in range(14)]).endswith("none remains, so none is a finding.")
+    assert multiplicity([("n", none)] * 3).endswith("no difference is detected.")

@@ -76,3 +76,12 @@ def test_the_makefile_runs_stage_1_at_the_lr_stage_0s_rule_chose():
         checked += 1
     if not checked:
         pytest.skip("stage 0 is still running")
+
+
+def test_the_readme_compare_table_is_the_computed_one():
+    from hardbatch.report import compare_markdown
+
+    readme = (ROOT.parent / "README.md").read_text()
+    table = readme.split("<!-- compare:start -->\n")[1].split("<!-- compare:end -->")[0]
+    assert table == compare_markdown(ROOT.parent / "docs" / "compare" / "records")
+    assert "1 torch thread(s) per run" in table  # the default for our small nets, stated under the table
