@@ -396,3 +396,37 @@ def rounds_vs_epochs(records, key="test_acc"):
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def paired_differences(records, key="test_acc", title=None):
+    """The figure of a paired table: for each arm, its final KEY minus Algorithm 1's, one dot per seed, and
+    the mean with its 95 % t-interval (filled when it excludes 0, hollow when it contains 0). Seeing the
+    seeds shows what a mean ± interval hides: one odd seed, or every seed on one side of 0."""
+    from .metrics import excludes_zero
+
+    runs = sorted((r for r in records if r["status"] == "complete"), key=lambda r: arms.sort_key(r["config"]))
+    base = {r["config"]["seed"]: r["history"][-1][key] for r in runs if arms.is_baseline(r["config"])}
+    by_arm = {}
+    for r in runs:
+        if not arms.is_baseline(r["config"]) and r["config"]["seed"] in base:
+            entry = by_arm.setdefault(arms.label(r["config"]), {"config": r["config"], "diffs": []})
+            entry["diffs"].append(r["history"][-1][key] - base[r["config"]["seed"]])
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.0 * len(by_arm) + 2), 4))
+    for i, (name, entry) in enumerate(by_arm.items()):
+        diffs, color = entry["diffs"], arm_color(entry["config"])
+        spread = [i - 0.25 + 0.2 * j / max(1, len(diffs) - 1) for j in range(len(diffs))]
+        ax.scatter(spread, diffs, color=color, s=18, alpha=0.7, zorder=2)
+        mean, half = mean_ci(diffs)
+        if half == half:  # two seeds or more: an interval
+            filled = excludes_zero((mean, half, len(diffs)))
+            ax.errorbar(i + 0.15, mean, yerr=half, fmt="o", color=color, mfc=color if filled else "white",
+                        capsize=4, zorder=3)
+    ax.axhline(0, color="black", lw=0.8, ls="--")
+    ax.set_xticks(range(len(by_arm)), list(by_arm), rotation=30, ha="right")
+    unit = " (points)" if key.endswith("_acc") else ""
+    ax.set_ylabel(f"final {CURVE_NAMES.get(key, key).split(' (')[0]} − Algorithm 1's{unit}")
+    seeds = len(base)
+    ax.set_title(title or f"Each seed's difference from Algorithm 1 ({seeds} seeds): dots; mean and 95 % interval: "
+                          f"bar (filled: excludes 0)", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -153,3 +153,20 @@ def test_the_arms_of_chapter_6_have_colours_that_can_be_told_apart():
     for a, b in combinations(rgb, 2):
         distance = sum((x - y) ** 2 for x, y in zip(rgb[a], rgb[b])) ** 0.5
         assert distance > 0.3, f"{a} and {b} are drawn in nearly the same colour ({rgb[a]} and {rgb[b]})"
+
+
+def test_paired_differences_draws_each_seed_and_marks_only_intervals_that_exclude_0():
+    cfg = hb.RunConfig(method="minibatch", epochs=1, batch_size=BATCH, device="cpu", threads=1)
+    hard = hb.RunConfig(method="hardbatch", delta=0.2, epochs=1, batch_size=BATCH, device="cpu", threads=1)
+    rand = replace(hard, select="random")
+    final = [(cfg, [90.0, 91.0, 92.0]), (hard, [91.0, 92.1, 92.9]), (rand, [89.0, 92.5, 91.0])]  # hard: +1 ± small
+    records = [{"config": replace(c, seed=s).to_dict(), "status": "complete", "history": [{"test_acc": v}]}
+               for c, values in final for s, v in enumerate(values)]
+    ax = plots.paired_differences(records).axes[0]
+    dots = [c.get_offsets()[:, 1].tolist() for c in ax.collections if len(c.get_offsets()) == 3]
+    assert dots[0] == pytest.approx([1.0, 1.1, 0.9]) and dots[1] == pytest.approx([-1.0, 1.5, -1.0])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["hardest δ=0.2", "random δ=0.2"]
+    means = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert [m.get_ydata()[0] for m in means] == pytest.approx([1.0, -0.5 / 3])
+    assert means[0].get_markerfacecolor() != "white" and means[1].get_markerfacecolor() == "white"
+    assert "3 seeds" in ax.get_title()
