@@ -20,7 +20,7 @@ LR_CONSTANT := 0.02
 COSINE_ARMS := "hardbatch delta=0.2" "hardbatch delta=0.5" "hardbatch select=random delta=0.2" \
 	"hardbatch select=random delta=0.5" "hardbatch select=easiest delta=0.2"
 
-.PHONY: compare test notebooks-full results report fitting-stage0 fitting-main fitting-stage2
+.PHONY: compare test notebooks-full readme-chapter6 results report fitting-stage0 fitting-main fitting-stage2
 
 $(BIN)/hardbatch: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ test: $(BIN)/hardbatch
 # sizes, one after the other, as a reader would (times: notebooks/README.md).
 notebooks-full: $(BIN)/hardbatch
 	HARDBATCH_SMOKE=0 $(BIN)/python -m pytest notebooks/
+
+# The README's chapter-6 answer: chapter 6 run at its default size, its closing cell's sentence copied in.
+readme-chapter6: $(BIN)/hardbatch
+	HARDBATCH_SMOKE=0 $(BIN)/jupyter nbconvert --to notebook --execute notebooks/06_beyond_the_paper.ipynb \
+		--output-dir runs/chapter6
+	$(BIN)/python -c "from hardbatch.chapters import update_readme_answer; \
+		update_readme_answer('README.md', 'runs/chapter6/06_beyond_the_paper.ipynb')"
 
 results: $(BIN)/hardbatch fitting-stage0 fitting-main fitting-stage2
 	$(BIN)/hardbatch sweep $(UNDERFITTING) --out results/underfitting

@@ -42,3 +42,23 @@ def copy_chapters(dest, overwrite=False):
         shutil.copyfile(path, dest / path.name)
         written.append(dest / path.name)
     return written
+
+
+def printed(notebook, cell_id):
+    """What the cell `cell_id` of an executed notebook printed (its stdout), e.g. a chapter's closing answer."""
+    import nbformat
+
+    cells = [c for c in nbformat.read(notebook, as_version=4).cells if c.get("id") == cell_id]
+    if not cells:
+        raise ValueError(f"{notebook} has no cell with id {cell_id!r}")
+    return "".join(o.get("text", "") for o in cells[0].get("outputs", []) if o.get("name") == "stdout").strip()
+
+
+def update_readme_answer(readme, executed, cell_id="answer6code", block="chapter6"):
+    """Put what an executed chapter's answer cell printed into the README, between its BLOCK markers."""
+    from .study import replace_block
+
+    answer = printed(executed, cell_id)
+    if not answer:
+        raise ValueError(f"the cell {cell_id!r} of {executed} printed nothing: was the notebook executed?")
+    replace_block(readme, block, f"> {answer}\n")

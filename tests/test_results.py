@@ -85,3 +85,22 @@ def test_the_readme_compare_table_is_the_computed_one():
     table = readme.split("<!-- compare:start -->\n")[1].split("<!-- compare:end -->")[0]
     assert table == compare_markdown(ROOT.parent / "docs" / "compare" / "records")
     assert "1 torch thread(s) per run" in table  # the default for our small nets, stated under the table
+
+
+def test_the_readme_chapter_6_answer_has_the_form_its_closing_cell_prints():
+    """The README quotes chapter 6's computed answer (`make readme-chapter6` copies it): the quote must match the
+    f-string of the cell, literal text as written and a value wherever the cell interpolates one."""
+    import ast
+    import re
+
+    import nbformat
+
+    nb = nbformat.read(ROOT.parent / "notebooks" / "06_beyond_the_paper.ipynb", as_version=4)
+    source = next(c.source for c in nb.cells if c.get("id") == "answer6code")
+    assign = next(n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Assign)
+                  and getattr(n.targets[0], "id", None) == "answer")
+    pattern = "".join(re.escape(v.value) if isinstance(v, ast.Constant) else ".+?" for v in assign.value.values)
+    readme = (ROOT.parent / "README.md").read_text()
+    quote = readme.split("<!-- chapter6:start -->\n")[1].split("<!-- chapter6:end -->")[0]
+    assert quote.startswith("> ") and quote.endswith("\n")
+    assert re.fullmatch(pattern, quote[2:-1]), quote
