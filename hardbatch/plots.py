@@ -180,21 +180,32 @@ def loss_per_backprop(losses, n_batches, ax=None, title="The loss of every back-
     return ax.figure
 
 
-def ledger_heatmap(loss_history, n_batches, ax=None, title="The ledger over back-props", order=None):
+def loss_scale(*loss_histories):
+    """(low, high) of a log colour scale that holds every finite ledger loss of all the histories, so that
+    heat-maps drawn side by side share one scale and the same colour means the same loss (low ≥ 1e-3)."""
+    import torch
+
+    finite = torch.cat([torch.as_tensor(h)[1:].flatten() for h in loss_histories])
+    finite = finite[torch.isfinite(finite)]
+    return max(float(finite.min()), 1e-3), float(finite.max())
+
+
+def ledger_heatmap(loss_history, n_batches, ax=None, title="The ledger over back-props", order=None, scale=None):
     """Chapter 2: every batch's ledger loss (rows) after every back-prop (columns), log colour scale.
 
-    loss_history: (T+1, N) from `LedgerTrace.replay`; order: the row order (default: batch index)."""
+    loss_history: (T+1, N) from `LedgerTrace.replay`; order: the row order (default: batch index); scale:
+    (low, high) of the colour scale, e.g. `loss_scale(a, b)` for panels that are compared (default: its own)."""
     import torch
     from matplotlib.colors import LogNorm
 
     img = torch.as_tensor(loss_history)[1:].T  # (N, T)
     if order is not None:
         img = img[torch.as_tensor(order)]
-    finite = img[torch.isfinite(img)]
+    low, high = scale or loss_scale(loss_history)
     if ax is None:
         fig, ax = plt.subplots(figsize=(10, 4))
     im = ax.imshow(img.numpy(), aspect="auto", interpolation="nearest", cmap="magma",
-                   norm=LogNorm(vmin=max(float(finite.min()), 1e-3), vmax=float(finite.max())),
+                   norm=LogNorm(vmin=low, vmax=high),
                    extent=(0.5, img.shape[1] + 0.5, img.shape[0] - 0.5, -0.5))
     for e in range(1, img.shape[1] // n_batches + 1):
         ax.axvline(e * n_batches + 0.5, color="white", lw=0.6, ls=":")

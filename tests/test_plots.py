@@ -170,3 +170,15 @@ def test_paired_differences_draws_each_seed_and_marks_only_intervals_that_exclud
     assert [m.get_ydata()[0] for m in means] == pytest.approx([1.0, -0.5 / 3])
     assert means[0].get_markerfacecolor() != "white" and means[1].get_markerfacecolor() == "white"
     assert "3 seeds" in ax.get_title()
+
+
+def test_heatmaps_drawn_for_comparison_share_one_colour_scale():
+    a = torch.tensor([[2.0, 2.0], [1.0, 2.0], [0.5, 1.5]])  # (T+1, N): the first row (before any back-prop) is skipped
+    b = torch.tensor([[2.0, 2.0], [3.0, 0.01], [float("nan"), 0.2]])
+    assert plots.loss_scale(a, b) == pytest.approx((0.01, 3.0))
+    assert plots.loss_scale(torch.tensor([[1.0], [0.0]]))[0] == 1e-3  # a zero loss cannot sit on a log scale
+    fig, axes = plt.subplots(2, 1)
+    for h, ax in zip((a, b), axes):
+        plots.ledger_heatmap(h, 2, ax=ax, scale=plots.loss_scale(a, b))
+    norms = [ax.images[0].norm for ax in axes]
+    assert all((n.vmin, n.vmax) == pytest.approx((0.01, 3.0)) for n in norms)
