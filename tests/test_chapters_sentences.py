@@ -39,7 +39,7 @@ def cells(name):
 
 def closing(name):
     """(the last code cell, the markdown cell before it, the markdown after it up to the exercises)."""
-    cs = cells(name)
+    cs = [c for c in cells(name) if "solution" not in c.metadata.get("tags", [])]  # exercises' solutions follow
     last = max(i for i, c in enumerate(cs) if c.cell_type == "code")
     before = cs[last - 1]
     after = "\n".join(c.source for c in cs[last + 1:] if c.cell_type == "markdown").split("## Exercises")[0]
