@@ -30,6 +30,16 @@ def notebook(request):
     return request.param.name, nb
 
 
+def test_cell_ids_are_unique_across_the_course():
+    """A book built from the chapters links to cells by id: an id two chapters share would be ambiguous."""
+    seen = {}
+    for path in NOTEBOOKS:
+        for cell in nbformat.read(path, as_version=4).cells:
+            seen.setdefault(cell.id, []).append(path.name)
+    shared = {i: names for i, names in seen.items() if len(names) > 1}
+    assert not shared, f"cell ids used more than once: {shared}"
+
+
 def test_outputs_are_cleared(notebook):
     name, nb = notebook
     dirty = [i for i, c in enumerate(nb.cells)
