@@ -18,7 +18,7 @@ _EXPORTS = {
     "make_partition": "batches", "n_batches": "batches",
     "k_for": "budget", "plan": "budget", "round_sizes": "budget", "total_backprops": "budget", "zeta": "budget",
     "RunConfig": "config", "fast_mode": "config", "resolve_device": "config",
-    "load_dataset": "data", "preprocess": "data",
+    "load_dataset": "data", "load_fashion_mnist": "data", "preprocess": "data",
     "Ledger": "ledger",
     "converged": "metrics", "delta_e": "metrics", "epochs_to_target": "metrics", "mean_ci": "metrics",
     "paired_ci": "metrics", "target_level": "metrics", "time_to_target": "metrics",

@@ -10,6 +10,7 @@ stays torchvision's). Every image must come back pixel for pixel, the right way 
 import hashlib
 import pickle
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,3 +150,88 @@ def test_training_runs_end_to_end_on_the_cifar_files(cifar10, monkeypatch):
     assert record["n_train"] == 10 and record["n_test"] == 4 and record["n_batches"] == 5
     assert record["backprops"] == 5 * 2 and len(record["history"]) == 3
     assert sum(record["batch_train_counts"]) == 10
+
+
+# ---------------------------------------------------------------- Fashion-MNIST without Debian's files
+
+def _write_idx(raw, train, test, y_train, y_test):
+    """Fashion-MNIST's four IDX files (uncompressed, as torchvision leaves them after its download)."""
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, x, y in (("train", train, y_train), ("t10k", test, y_test)):
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, len(x), 28, 28) + x.tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, len(y)) + bytes(y))
+
+
+@pytest.fixture
+def no_debian(monkeypatch):
+    """A machine without Debian's dataset-fashion-mnist, whatever this one has."""
+    from hardbatch import data
+    monkeypatch.setattr(data, "unpack_debian_fashion_mnist", lambda root, source=None: False)
+
+
+def test_fashion_mnist_comes_through_torchvisions_download(tmp_path, monkeypatch, no_debian):
+    """No Debian files: torchvision's own download runs (stubbed: it writes tiny IDX files), with one line said."""
+    from torchvision.datasets import mnist
+
+    from hardbatch.data import load_fashion_mnist
+    train, test = _images(4, 1, 28, seed=9)[:, 0], _images(2, 1, 28, seed=10)[:, 0]
+    calls = []
+
+    def fake_download(url, download_root, filename=None, md5=None, **kwargs):
+        calls.append(filename)
+        _write_idx(tmp_path / "FashionMNIST" / "raw", train, test, [1, 2, 3, 4], [5, 6])
+
+    monkeypatch.setattr(mnist, "download_and_extract_archive", fake_download)
+    said = []
+    data = load_fashion_mnist(root=tmp_path, log=said.append)
+    assert calls, "torchvision's download was not asked for"
+    assert len(said) == 1 and "downloading" in said[0] and "\n" not in said[0]
+    assert data.name == "fashion-mnist" and torch.equal(data.x_train[:, 0], torch.from_numpy(train))
+    assert data.y_test.tolist() == [5, 6] and data.classes[9] == "Ankle boot"
+    _assert_marked(data.x_train)
+
+
+def test_without_network_a_chapter_falls_back_to_digits_and_warns_of_the_ceiling(tmp_path, monkeypatch, no_debian):
+    from urllib.error import URLError
+
+    from torchvision.datasets import mnist
+
+    from hardbatch.data import FallbackWarning, load_fashion_mnist
+
+    def no_network(url, *args, **kwargs):
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(mnist, "download_and_extract_archive", no_network)
+    with pytest.warns(FallbackWarning, match=r"falls back to digits.*every arm reaches 97–99 %.*ceiling"):
+        data = load_fashion_mnist(root=tmp_path, log=lambda line: None)
+    assert data.name == "digits"
+    with pytest.raises((OSError, RuntimeError), match="Error downloading"):  # fallback=None: the error itself
+        load_fashion_mnist(root=tmp_path, fallback=None, log=lambda line: None)
+
+
+def test_fashion_mnist_files_already_there_need_no_download(tmp_path, monkeypatch, no_debian):
+    from torchvision.datasets import mnist
+
+    from hardbatch.data import load_fashion_mnist
+    _write_idx(tmp_path / "FashionMNIST" / "raw", _images(3, 1, 28, seed=11)[:, 0], _images(1, 1, 28, seed=12)[:, 0],
+               [0, 1, 2], [3])
+    monkeypatch.setattr(mnist, "download_and_extract_archive", lambda *a, **k: pytest.fail("downloaded"))
+    said = []
+    assert load_fashion_mnist(root=tmp_path, log=said.append).name == "fashion-mnist" and said == []
+
+
+def test_chapters_4_to_6_load_fashion_mnist_the_way_that_downloads():
+    """Colab and Binder have no Debian package: the chapters must ask for the loader that downloads."""
+    import nbformat
+    root = Path(__file__).resolve().parents[1] / "notebooks"
+    for name in ("04_matching_the_budget", "05_full_gpu_experiments", "06_beyond_the_paper"):
+        source = "\n".join(c.source for c in nbformat.read(root / f"{name}.ipynb", as_version=4).cells
+                           if c.cell_type == "code")
+        assert "hb.load_fashion_mnist()" in source, f"{name} does not load Fashion-MNIST with load_fashion_mnist"
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), "20"])
+def test_a_bad_download_timeout_is_refused_by_name(timeout):
+    from hardbatch.data import load_fashion_mnist
+    with pytest.raises(ValueError, match="timeout="):
+        load_fashion_mnist(timeout=timeout)
