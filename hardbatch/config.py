@@ -177,7 +177,7 @@ def resolve_threads(threads=0, model=None):
         return check_threads(threads)
     env = omp_num_threads()
     if env is not None:
-        return check_threads(env, where="OMP_NUM_THREADS")
+        return check_threads(env, where=f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS'].strip()!r}")
     return default_threads(model)
 
 
