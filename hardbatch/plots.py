@@ -15,18 +15,34 @@ from .selection import hardest
 from .train import start
 
 
+# One colour per arm the course draws, told apart at a glance (chapter 4 draws four hardest and three random arms
+# in one figure): hardest in warm hues, olive to dark red as δ falls; random in cool ones, cyan to navy; easiest
+# green, proportional purple, Selective-Backprop pink to plum as β grows. Keyed by (method, rule, δ or β).
+ARM_COLORS = {("minibatch", "fixed"): "black", ("minibatch", "shuffled"): "tab:gray",
+              ("hardbatch", "hardest", 1.0): "#bcbd22", ("hardbatch", "hardest", 0.8): "#ff7f0e",
+              ("hardbatch", "hardest", 0.5): "#d62728", ("hardbatch", "hardest", 0.2): "#7f2704",
+              ("hardbatch", "random", 0.8): "#17becf", ("hardbatch", "random", 0.5): "#1f4fd1",
+              ("hardbatch", "random", 0.2): "#08306b",
+              ("hardbatch", "easiest", 0.2): "#2ca02c", ("hardbatch", "proportional", 0.2): "#9467bd",
+              ("selective", 1.0): "#e377c2", ("selective", 2.0): "#c51b7d", ("selective", 3.0): "#67001f"}
+
+
 def arm_color(config):
-    """One fixed colour per arm in every figure: Algorithm 1 black (reshuffled: grey), hardest in oranges,
-    random in blues, easiest in greens, proportional in purples, darker for smaller δ; selective in magentas
-    (red-purples, darker for larger β: a red next to hardest's dark orange could not be told apart)."""
+    """One fixed colour per arm in every figure (ARM_COLORS); an arm the table does not list (another δ, a rule you
+    registered) gets a shade of its rule's family: oranges for hardest, blues for random, greens for easiest,
+    purples otherwise, darker for smaller δ."""
     c = config.to_dict() if hasattr(config, "to_dict") else dict(config)
-    if c.get("method") == "minibatch":
-        return "black" if c.get("order", "fixed") == "fixed" else "tab:brown"
-    if c.get("method") == "selective":  # chapter 6: Selective-Backprop in magentas, darker for larger β
-        return plt.cm.RdPu(0.5 + 0.1 * min(3.0, float(c.get("beta") or 1.0)))
+    method = c.get("method")
+    key = ((method, c.get("order") or "fixed") if method == "minibatch" else
+           (method, float(c.get("beta") or 1.0)) if method == "selective" else
+           (method, c.get("select"), round(float(c.get("delta") or 0.5), 6)))
+    if key in ARM_COLORS:
+        return ARM_COLORS[key]
+    if method == "selective":
+        return plt.cm.RdPu(0.5 + 0.1 * min(3.0, key[1]))
     cmap = {"hardest": plt.cm.Oranges, "random": plt.cm.Blues, "easiest": plt.cm.Greens}.get(c.get("select"),
                                                                                                 plt.cm.Purples)
-    return cmap(0.95 - 0.55 * float(c.get("delta", 0.5)))
+    return cmap(0.95 - 0.55 * float(c.get("delta") or 0.5))
 
 
 def band(values, log=False, confidence=0.95):
