@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import matplotlib.pyplot as plt
 
-from . import arms
+from . import arms, methods
 from .metrics import mean_ci
 from .report import arm_label, group
 from .selection import hardest
@@ -16,17 +16,12 @@ from .train import start
 
 
 def arm_color(config):
-    """One fixed colour per arm in every figure: Algorithm 1 black (reshuffled: grey), hardest in oranges,
-    random in blues, easiest in greens, proportional in purples, darker for smaller δ; selective in magentas
-    (red-purples, darker for larger β: a red next to hardest's dark orange could not be told apart)."""
+    """One fixed colour per arm in every figure, as its method says (methods/): Algorithm 1 black (reshuffled:
+    brown), hardest in oranges, random in blues, easiest in greens, proportional in purples, darker for
+    smaller δ; selective in magentas, darker for larger β; InfoBatch in yellow-green-blues; online in coppers."""
     c = config.to_dict() if hasattr(config, "to_dict") else dict(config)
-    if c.get("method") == "minibatch":
-        return "black" if c.get("order", "fixed") == "fixed" else "tab:brown"
-    if c.get("method") == "selective":  # chapter 6: Selective-Backprop in magentas, darker for larger β
-        return plt.cm.RdPu(0.5 + 0.1 * min(3.0, float(c.get("beta") or 1.0)))
-    cmap = {"hardest": plt.cm.Oranges, "random": plt.cm.Blues, "easiest": plt.cm.Greens}.get(c.get("select"),
-                                                                                                plt.cm.Purples)
-    return cmap(0.95 - 0.55 * float(c.get("delta", 0.5)))
+    colour = methods.get(c.get("method")).color(c)
+    return plt.get_cmap(colour[0])(colour[1]) if isinstance(colour, tuple) else colour
 
 
 def band(values, log=False, confidence=0.95):
