@@ -196,14 +196,14 @@ def check_payload(path, payload, run):
     _check(path, _partition_like(part, run), "its partition is not N index tensors")
     if any(not torch.equal(a.cpu(), b) for a, b in zip(run.partition, part)):
         raise BadCheckpoint(f"checkpoint {path} was made with another partition of the data")
-    eb = payload["epoch_batches"]
-    _check(path, eb is None or _partition_like(eb, run, exact=False), "its batches of this pass")
+    eb, saves = payload["epoch_batches"], run.method.saves_backprops
+    _check(path, eb is None or _partition_like(eb, run, exact=not saves), "its batches of this pass")
     rng = {"gen": run.gen.get_state(), "aug_gen": run.aug_gen.get_state(), "torch": torch.get_rng_state()}
     _check(path, isinstance(payload["rng"], dict) and all(_like(payload["rng"].get(g), t) for g, t in rng.items()),
            "its random states")
     st = payload["state"]
     _check(path, isinstance(st, dict) and all(name in st for name in STATE), "its counters are incomplete")
-    step, saves = st["step"], run.method.saves_backprops
+    step = st["step"]
     _check(path, _is_int(step) and 0 <= step <= run.T and (saves or step % run.N == 0),
            f"back-prop count {step!r} is not an equivalent epoch of this run")
     _check(path, _is_int(st["rounds"]) and 0 <= st["rounds"] <= step, f"round count {st['rounds']!r}")

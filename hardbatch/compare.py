@@ -22,11 +22,14 @@ from .train import train
 
 
 def compare(base=None, deltas=(0.8, 0.5, 0.2), strategies=("hardest", "random"), seeds=(0, 1, 2),
-            out_dir="runs/compare", progress=True, betas=()):
+            out_dir="runs/compare", progress=True, betas=(), specs=None, configs=None):
     """Run the comparison; return (records, rows, markdown table, figure path). betas: Selective-Backprop
-    runs at these β too (chapter 6)."""
+    runs at these β too (chapter 6). specs: arm specs (arms.parse_arm, e.g. "infobatch prune=0.5") beside
+    Algorithm 1 instead of deltas, strategies and betas. configs: the plan itself (arms.job's list), when the
+    caller has made it already (the command line does, to check its output files first)."""
     base = base or RunConfig()
-    configs = arms.job(base, deltas, strategies, seeds, betas)
+    configs = list(configs) if configs is not None else arms.job(base, deltas, strategies, seeds, betas, specs)
+    seeds = list(dict.fromkeys(c.seed for c in configs))
     for seed in seeds:  # each seed's arms in a seeded random order: a machine that slows down (or a first run
         mine = [c for c in configs if c.seed == seed]  # that pays start-up costs) must not favour one arm
         random.Random(seed).shuffle(mine)

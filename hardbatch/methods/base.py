@@ -82,9 +82,20 @@ class Method:
 
     @classmethod
     def check_record(cls, record, N, E):
-        """ValueError unless a complete record keeps this method's budget: exactly N·E back-props."""
+        """ValueError unless a complete record keeps this method's budget: exactly N·E back-props, of
+        `expected_samples` samples in all."""
         if record["backprops"] != N * E:
             raise ValueError("a complete record must have spent exactly N*E back-props")
+        if record.get("backprop_samples") not in (None, cls.expected_samples(record, N, E)):
+            raise ValueError(f"a complete {cls.name} record must have back-propagated exactly "
+                             f"{cls.expected_samples(record, N, E)} samples")
+
+    @classmethod
+    def expected_samples(cls, record, N, E):
+        """The samples a complete run back-propagates: each batch of the partition's sizes times its train count."""
+        B, n = record["config"]["batch_size"], record["n_train"]
+        sizes = [B] * (N - 1) + [B if record["config"].get("drop_last") else n - (N - 1) * B]
+        return sum(s * c for s, c in zip(sizes, record["batch_train_counts"]))
 
     def state_dict(self):
         """What the method remembers between steps, beyond the Run's own state ({}: nothing)."""
@@ -159,7 +170,7 @@ class PerSample(Method):
 
     def __init__(self, run):
         super().__init__(run)
-        self.loss = torch.full((len(run.data.y_train),), float("nan"), device=run.device)  # (n,) NaN: never scored
+        self.sample_loss = torch.full((len(run.data.y_train),), float("nan"), device=run.device)  # (n,) NaN: never scored
         self.trained = 0  # samples back-propagated
         self.forward_samples = 0  # samples scored forward-only
         self.forward_s = 0.0  # seconds spent scoring (also inside train_s)
@@ -174,7 +185,7 @@ class PerSample(Method):
         return (losses.mean() if w is None else (losses * w).mean()), losses
 
     def after_step(self, run, i, idx, loss, losses):
-        self.loss[idx] = losses.detach()
+        self.sample_loss[idx] = losses.detach()
         self.trained += len(idx)
         run.ledger.write(i, loss, run.step)
 
@@ -185,18 +196,18 @@ class PerSample(Method):
         return {"backprop_samples": self.trained, "forward_samples": self.forward_samples, "forward_s": self.forward_s}
 
     def state_dict(self):
-        return {"loss": self.loss.cpu(), "trained": self.trained, "forward_samples": self.forward_samples,
+        return {"loss": self.sample_loss.cpu(), "trained": self.trained, "forward_samples": self.forward_samples,
                 "forward_s": self.forward_s}
 
     def load_state_dict(self, state, run):
         check(isinstance(state, dict) and {"loss", "trained", "forward_samples", "forward_s"} <= set(state),
               f"its {self.name} state")
         loss = state["loss"]
-        check(isinstance(loss, torch.Tensor) and loss.shape == self.loss.shape and loss.dtype == self.loss.dtype
+        check(isinstance(loss, torch.Tensor) and loss.shape == self.sample_loss.shape and loss.dtype == self.sample_loss.dtype
               and not bool((loss < 0).any()), "its sample losses")
         for name in ("trained", "forward_samples"):
             check(isinstance(state[name], int) and not isinstance(state[name], bool) and state[name] >= 0,
                   f"its count {name}")
         check(isinstance(state["forward_s"], (int, float)) and 0 <= state["forward_s"] < float("inf"), "its clock")
-        self.loss.copy_(loss)
+        self.sample_loss.copy_(loss)
         self.trained, self.forward_samples, self.forward_s = state["trained"], state["forward_samples"], state["forward_s"]

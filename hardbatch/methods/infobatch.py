@@ -35,7 +35,7 @@ class InfoBatch(PerSample):
         keep = torch.arange(len(pool))  # positions in pool
         self.weight.fill_(1.0)
         if self.prunes(run, self.passes):
-            loss = self.loss[pool].cpu()  # (n,) one host sync per pass
+            loss = self.sample_loss[pool].cpu()  # (n,) one host sync per pass
             scored = ~torch.isnan(loss)
             low = torch.zeros_like(scored)
             if scored.any():

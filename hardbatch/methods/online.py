@@ -29,7 +29,7 @@ class Online(PerSample):
         pool = scored_samples(run)  # (n,)
         if run.cfg.recompute and e % run.cfg.recompute == 0:
             self.rescore(run, pool)
-        loss = self.loss[pool].cpu()  # (n,) one host sync per pass
+        loss = self.sample_loss[pool].cpu()  # (n,) one host sync per pass
         if not torch.isfinite(loss).all():
             raise Diverged(f"a sample loss became non-finite before back-prop {run.step}")
         rank = torch.empty(len(pool), dtype=torch.long)
@@ -45,19 +45,17 @@ class Online(PerSample):
         t0 = time.perf_counter()
         run.model.eval()
         for chunk in torch.split(pool, run.cfg.batch_size):
-            self.loss[chunk] = score(run, chunk)
+            self.sample_loss[chunk] = score(run, chunk)
         run.model.train()
         sync(run.device)
         self.forward_samples += len(pool)
         self.forward_s += time.perf_counter() - t0
 
     @classmethod
-    def check_record(cls, record, N, E):
-        super().check_record(record, N, E)
+    def expected_samples(cls, record, N, E):
+        """The warm-up's n samples, then B per back-prop."""
         pool = N * record["config"]["batch_size"] if record["config"].get("drop_last") else record["n_train"]
-        if record.get("backprop_samples") not in (None, pool + (E - 1) * N * record["config"]["batch_size"]):
-            raise ValueError("a complete online record must have back-propagated the warm-up's n samples, "
-                             "then (E-1)*N*B")
+        return pool + (E - 1) * N * record["config"]["batch_size"]
 
     @classmethod
     def label(cls, c):

@@ -76,10 +76,8 @@ class Selective(Method):
         return {**super().counters(run), "forward_samples": self.forward_samples, "forward_s": self.forward_s}
 
     @classmethod
-    def check_record(cls, record, N, E):
-        super().check_record(record, N, E)
-        if record.get("backprop_samples") not in (None, N * E * record["config"]["batch_size"]):
-            raise ValueError("a complete selective record must have back-propagated exactly N*E*B samples")
+    def expected_samples(cls, record, N, E):
+        return N * E * record["config"]["batch_size"]  # B per back-prop
 
     def state_dict(self):
         return {"candidates": list(self.candidates), "forward_samples": self.forward_samples,
