@@ -161,7 +161,7 @@ def test_compare_arms_spec_names_every_arm(tmp_path, capsys):
     status, out, err = run_main(["compare", *common, "--arms", "infobatch prune=0.5", "online pressure=10",
                                  "--out", str(tmp_path)], capsys)
     assert status == 0, err
-    assert "infobatch r=0.5" in out and "online s=10" in out and "hardest δ" not in out
+    assert "infobatch r=0.5" in out and "online s=10" in out and "| hardest" not in out
     status, out, err = run_main(["compare", *common, "--arms", "online", "--betas", "1", "--out", str(tmp_path)],
                                 capsys)
     assert status == 2 and "--arms names every arm" in err
