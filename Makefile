@@ -20,12 +20,12 @@ LR_CONSTANT := 0.02
 COSINE_ARMS := "hardbatch delta=0.2" "hardbatch delta=0.5" "hardbatch select=random delta=0.2" \
 	"hardbatch select=random delta=0.5" "hardbatch select=easiest delta=0.2"
 
-.PHONY: compare test notebooks-full readme-chapter6 results report fitting-stage0 fitting-main fitting-stage2
+.PHONY: compare test book book-fast notebooks-full readme-chapter6 results report fitting-stage0 fitting-main fitting-stage2
 
 $(BIN)/hardbatch: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,cluster]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,cluster,book]"
 	touch $@
 
 compare: $(BIN)/hardbatch
@@ -34,6 +34,15 @@ compare: $(BIN)/hardbatch
 test: $(BIN)/hardbatch
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# The course as a book (book/, Jupyter Book): every chapter run at its default sizes and cached in book/_build
+# (a chapter whose code did not change is not run again; delete book/_build to run all), the site in
+# book/_build/html (never committed). book-fast: the same in fast mode, as tests/test_book.py builds it.
+book: $(BIN)/hardbatch
+	$(BIN)/python book/build.py
+
+book-fast: $(BIN)/hardbatch
+	$(BIN)/python book/build.py --fast --out book/_build/fast
 
 # `make test` runs the notebooks in fast mode (notebooks/conftest.py); this runs them at their default
 # sizes, one after the other, as a reader would (times: notebooks/README.md).

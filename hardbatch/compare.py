@@ -6,7 +6,6 @@ verdict in words, and a figure of test top-1 and train loss against equivalent e
 test top-1 against training seconds.
 """
 import io
-import random
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -17,7 +16,7 @@ from .data import load_dataset
 from .plots import curves
 from .record import atomic_write, save_record
 from .report import summarize, to_markdown, verdict
-from .sweep import warm_up
+from .sweep import seeded_order, warm_up
 from .train import train
 
 
@@ -30,10 +29,7 @@ def compare(base=None, deltas=(0.8, 0.5, 0.2), strategies=("hardest", "random"),
     base = base or RunConfig()
     configs = list(configs) if configs is not None else arms.job(base, deltas, strategies, seeds, betas, specs)
     seeds = list(dict.fromkeys(c.seed for c in configs))
-    for seed in seeds:  # each seed's arms in a seeded random order: a machine that slows down (or a first run
-        mine = [c for c in configs if c.seed == seed]  # that pays start-up costs) must not favour one arm
-        random.Random(seed).shuffle(mine)
-        configs = [c for c in configs if c.seed != seed] + mine
+    configs = seeded_order(configs)  # each seed's arms in a seeded random order, as a sweep runs them
     data = load_dataset(base.dataset)
     warm_up(base, data)  # untimed: thread pools, allocator and first-call costs are paid here
     out_dir = Path(out_dir)

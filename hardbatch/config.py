@@ -174,7 +174,7 @@ def resolve_threads(threads=0, model=None):
         return check_threads(threads)
     env = omp_num_threads()
     if env is not None:
-        return check_threads(env, where="OMP_NUM_THREADS")
+        return check_threads(env, where=f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS'].strip()!r}")
     return default_threads(model)
 
 
@@ -187,6 +187,8 @@ def _r(value):
 
 
 def _one_of(allowed):
+    """allowed: a tuple, or a dict read when a value is checked (selection.STRATEGIES, which
+    selection.register extends at run time)."""
     def check(name, value):
         if not isinstance(value, str) or value not in allowed:
             raise ValueError(f"unknown {name} {_r(value)}; allowed: {', '.join(allowed)}")
@@ -254,7 +256,7 @@ class RunConfig:
                         "(the last three per sample, chapter 6)", METHODS)
     order: str = _knob(None, _one_of(ORDERS), "Algorithm 1 only: fixed partition reshuffled by batch "
                        "(default), or samples reshuffled into new batches", ORDERS)
-    select: str = _knob(None, _one_of(tuple(STRATEGIES)), "Algorithm 2 only: which k batches a round trains "
+    select: str = _knob(None, _one_of(STRATEGIES), "Algorithm 2 only: which k batches a round trains "
                         "(default hardest; random and easiest are the controls)", tuple(STRATEGIES))
     delta: float = _knob(None, _delta, "Algorithm 2 only: fraction of the N batches a round trains, in (0, 1] "
                          "(default 0.2)")

@@ -262,8 +262,10 @@ def write_report(folder, out=None, make_figures=True):
     folder = Path(folder)
     records, skipped = read_records(folder)
     if not records:
-        unreadable = f" ({len(skipped)} unreadable .json files)" if skipped else ""
-        raise ValueError(f"no run records found in {str(folder)!r}{unreadable}")
+        unreadable = "; ".join(f"{_shown(path.name)}: {why}" for path, why in skipped[:3])
+        more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        raise ValueError(f"no run records found in {str(folder)!r}"
+                         + (f" ({len(skipped)} unreadable .json files: {unreadable}{more})" if skipped else ""))
     out = Path(out) if out else folder / "report"
     t1, rows = table1(records), summarize(records)
     t6 = table6(rows)

@@ -15,12 +15,29 @@ from .selection import hardest
 from .train import start
 
 
+# One colour per arm the course draws, told apart at a glance (chapter 4 draws four hardest and three random arms
+# in one figure): hardest in warm hues, olive to dark red as δ falls; random in cool ones, cyan to navy; easiest
+# green, proportional purple, Selective-Backprop pink to plum as β grows. Keyed by (method, rule, δ or β).
+ARM_COLORS = {("minibatch", "fixed"): "black", ("minibatch", "shuffled"): "tab:gray",
+              ("hardbatch", "hardest", 1.0): "#bcbd22", ("hardbatch", "hardest", 0.8): "#ff7f0e",
+              ("hardbatch", "hardest", 0.5): "#d62728", ("hardbatch", "hardest", 0.2): "#7f2704",
+              ("hardbatch", "random", 0.8): "#17becf", ("hardbatch", "random", 0.5): "#1f4fd1",
+              ("hardbatch", "random", 0.2): "#08306b",
+              ("hardbatch", "easiest", 0.2): "#2ca02c", ("hardbatch", "proportional", 0.2): "#9467bd",
+              ("selective", 1.0): "#e377c2", ("selective", 2.0): "#c51b7d", ("selective", 3.0): "#67001f"}
+
+
 def arm_color(config):
-    """One fixed colour per arm in every figure, as its method says (methods/): Algorithm 1 black (reshuffled:
-    brown), hardest in oranges, random in blues, easiest in greens, proportional in purples, darker for
-    smaller δ; selective in magentas, darker for larger β; InfoBatch in yellow-green-blues; online in coppers."""
+    """One fixed colour per arm in every figure (ARM_COLORS, keyed by the method and its `color_key`); an arm the
+    table does not list (another δ, a rule or method you registered) gets its method's shade (methods/): oranges
+    for hardest, blues for random, greens for easiest, purples otherwise, darker for smaller δ; magentas for
+    selective; yellow-green-blues for InfoBatch; coppers for online selection."""
     c = config.to_dict() if hasattr(config, "to_dict") else dict(config)
-    colour = methods.get(c.get("method")).color(c)
+    method = methods.get(c.get("method"))
+    key = (method.name, *method.color_key(c))
+    if key in ARM_COLORS:
+        return ARM_COLORS[key]
+    colour = method.color(c)
     return plt.get_cmap(colour[0])(colour[1]) if isinstance(colour, tuple) else colour
 
 

@@ -10,8 +10,9 @@ Each row says: how many seeds, how many converged (`metrics.converged` on the ru
 final test top-1 and its paired differences to Algorithm 1 and to the random control at the same δ,
 e (the interpolated equivalent epoch at which the train loss first reaches the baseline's converged
 level, seed by seed; printed only when every run converged), Δe in both conventions (ours and the
-paper's), and the wall-clock view: time per back-prop against Algorithm 1's, training seconds to
-the target, and test top-1 against Algorithm 1's at equal training seconds. Diverged runs are
+paper's), and the clock view: time per back-prop on the wall clock and on the process's CPU clock,
+the wall time per back-prop against Algorithm 1's, training seconds to the target, and test top-1
+against Algorithm 1's at equal training seconds. Diverged runs are
 counted, never averaged in. docs/method.md states every definition.
 """
 import math
@@ -86,6 +87,8 @@ def _per_seed(runs, targets, tol, tail):
         out["acc"][s] = r["history"][-1]["test_acc"]
         out["train_acc"][s] = r["history"][-1]["train_acc"]
         out["dt"][s] = r["time_per_backprop_s"]
+        if "cpu_per_backprop_s" in r:  # records from before 0.1.0's CPU clock have none
+            out["cpu"][s] = r["cpu_per_backprop_s"]
         out["total_s"][s] = secs[-1]
         if converged(loss, tol, tail):
             out["converged"][s] = True
@@ -150,6 +153,8 @@ def _block_rows(recs, tol, tail):
                "vs_hardest": None if not hard or not n or a.get("select") in ("random", "easiest")
                else paired_ci(st["acc"], hard["acc"]), "paired_delta": at,
                "e": _all_or_none(st.get("e"), n), "secs_to_target": _all_or_none(st.get("secs"), n),
+               "wall_ms": _all_or_none({s: v * 1e3 for s, v in st.get("dt", {}).items()}, n),
+               "cpu_ms": _all_or_none({s: v * 1e3 for s, v in st.get("cpu", {}).items()}, n),
                "de_ours": None, "de_paper": None, "time_ratio": None, "equal_time_vs_baseline": None}
         if n and len(st.get("converged", {})) < n:
             row["e_note"] = f"not converged ({len(st.get('converged', {}))}/{n})"
@@ -192,7 +197,8 @@ def _pm(mc, digits=1, sign=False):
 
 COLUMNS = ("arm", "seeds", "converged", "test top-1 (%)", "− Algorithm 1 (points)", "− random, same δ (points)",
            "− hardest, same δ (points)",
-           "e (epochs)", "Δe ours (%)", "Δe paper's (%)", "Δt ÷ Algorithm 1's", "training s to target",
+           "e (epochs)", "Δe ours (%)", "Δe paper's (%)", "wall ms / back-prop", "CPU ms / back-prop",
+           "Δt ÷ Algorithm 1's", "training s to target",
            "top-1 − Algorithm 1's at equal training s")
 
 
@@ -211,7 +217,8 @@ def to_markdown(rows):
             cells = [name, f"{r['seeds']}{diverged}", f"{r['converged']}/{r['seeds']}", _pm(r["test_acc"]),
                      _pm(r["vs_baseline"], sign=True), _pm(r["vs_random"], sign=True),
                      _pm(r["vs_hardest"], sign=True), e,
-                     _pm(r["de_ours"], 1, sign=True), _pm(r["de_paper"], 1, sign=True), ratio,
+                     _pm(r["de_ours"], 1, sign=True), _pm(r["de_paper"], 1, sign=True), _pm(r["wall_ms"], 2),
+                     _pm(r["cpu_ms"], 2), ratio,
                      _pm(r["secs_to_target"], 0 if r["secs_to_target"] and r["secs_to_target"][0] >= 10 else 2), _pm(r["equal_time_vs_baseline"], sign=True)]
             lines.append("| " + " | ".join(cells) + " |")
         out.append("\n".join(lines))
@@ -220,9 +227,13 @@ def to_markdown(rows):
               "(interpolated) at which the train loss first reaches Algorithm 1's converged level of the same "
               "seed, shown only when every run converged (the last 20 % of epochs lowered its train loss by "
               "< 5 % of its total drop). Δe > 0: faster than Algorithm 1; ours = (e₁ − e)/e₁, the paper's = "
-              "(e₁ − e)/e. Δt: training time per back-prop (for selective it includes the forward-only "
-              "scoring). Selective-Backprop has no δ: it is paired with hardest and random at the block's "
-              "smallest hardest δ.")
+              "(e₁ − e)/e. Time per back-prop: training seconds (evaluation excluded; for selective including "
+              "its forward-only scoring) per back-prop, on the wall clock and on this process's CPU clock (which "
+              "other programs on the machine barely move); Δt ÷ Algorithm 1's: the wall time per back-prop over "
+              "Algorithm 1's of the same seed; training s to target: wall seconds until the train loss first "
+              "reaches the target of e; top-1 − Algorithm 1's at equal training s: the two test top-1 of a seed, "
+              "both read at the training seconds the shorter run of the pair spent. Selective-Backprop has no δ: "
+              "it is paired with hardest and random at the block's smallest hardest δ.")
     return "\n\n".join(out + [legend])
 
 

@@ -4,7 +4,8 @@ A rule is a function `rule(ledger, k, generator)` of the loss ledger (its losses
 train counts: see ledger.py) that returns a (k,) tensor of batch indices in the order they will
 be trained. `hardest` is the paper's rule; `random` and `easiest` are the control arms that tell
 whether *hardness* helps or only a different order does. Ties always go to the lower batch
-index (a stable sort). A new rule is one function here and one name in STRATEGIES.
+index (a stable sort). A new rule is one function here and one name in STRATEGIES, or, from a
+notebook, `register(name, rule)` at run time (RunConfig checks `select` against STRATEGIES as it is now).
 Chapter 3 teaches this. Chapter 6 adds `proportional` (batches drawn ∝ loss^alpha) and the per-sample
 rule of Selective-Backprop (`keep_samples`), which train.py applies inside its `selective` method.
 """
@@ -40,6 +41,21 @@ def proportional(ledger, k, generator=None, alpha=1.0):
 
 
 STRATEGIES = {"hardest": hardest, "random": random, "easiest": easiest, "proportional": proportional}
+BUILT_IN = tuple(STRATEGIES)  # the rules hardbatch ships; register() adds to STRATEGIES, never replaces these
+
+
+def register(name, rule):
+    """Add `rule(ledger, k, generator)` to STRATEGIES as `name`, so `RunConfig(select=name)` and `hb.train`
+    use it (chapter 3, exercise 4). A built-in name cannot be replaced; registering the same name again
+    replaces your own earlier rule, so a notebook cell can be rerun."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"a rule's name must be a Python identifier, got {name!r}")
+    if name in BUILT_IN:
+        raise ValueError(f"{name!r} is a built-in rule; choose another name")
+    if not callable(rule):
+        raise TypeError(f"a rule must be callable as rule(ledger, k, generator), got {type(rule).__name__}")
+    STRATEGIES[name] = rule
+    return rule
 
 
 # ---------------------------------------------------------------- Selective-Backprop (per sample, chapter 6)

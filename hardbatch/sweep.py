@@ -21,13 +21,16 @@ engine: `engine="local"` runs one run after another in this process, `engine="ra
 per run (cluster.py).
 
 Records are written atomically, so a kill leaves a whole record or none. The runs of one data
-set, model and seed follow each other in one process, so their times per back-prop compare
-fairly (Table 1); a short untimed warm-up run first pays the one-time costs (cuDNN choosing its
+set, model and seed follow each other in one process, in a seeded random order (`seeded_order`,
+which `compare` uses too), so their times per back-prop compare fairly (Table 1): no arm always
+runs first, on a cold machine, or last, on a loaded one; a short untimed warm-up run first pays the one-time costs (cuDNN choosing its
 kernels on a GPU, allocator and thread-pool start-up on a CPU), so the first timed run is not
 charged for them. Chapter 5 teaches this; `hardbatch sweep` runs it.
 """
 import os
+import random
 import time
+from itertools import groupby
 from dataclasses import replace
 from pathlib import Path
 
@@ -89,6 +92,18 @@ def plan(models, datasets, deltas, seeds, *, controls=("random",), control_delta
                         if name not in seen:  # e.g. "hardest" named again as a control
                             seen.add(name)
                             out.append((name, cfg))
+    return out
+
+
+def seeded_order(items, seed_of=lambda cfg: cfg.seed):
+    """items (configs, or anything `seed_of` reads a seed from) with each stretch of one seed's arms shuffled by
+    random.Random(seed), the stretches kept in place. The order runs go in, never their names: a machine that
+    slows down, or a first run that pays start-up costs, must not always favour or penalise the same arm."""
+    out = []
+    for seed, stretch in groupby(items, key=seed_of):
+        stretch = list(stretch)
+        random.Random(seed).shuffle(stretch)
+        out += stretch
     return out
 
 
@@ -266,7 +281,7 @@ def sweep(out_dir, models=("small_cnn",), datasets=("digits",), deltas=(0.5, 0.2
                 f"{seconds:.0f} s")
         bar.update(1)
 
-    for i, (name, cfg) in enumerate(runs, 1):
+    for i, (name, cfg) in enumerate(seeded_order(runs, seed_of=lambda run: run[1].seed), 1):  # each seed's arms shuffled
         state, record = status[name]
         ckpt = out_dir / "checkpoints" / f"{name}.pt"
         if state == "done":

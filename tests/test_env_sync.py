@@ -4,8 +4,9 @@ conda cannot reach its channels here, so nobody would notice if `environment.yml
 `binder/environment.yml` went stale. This test reads them next to `pyproject.toml` and fails on:
 a package one file has and another lacks, version bounds that differ, a channel other than
 conda-forge, a Binder Python not pinned to the lowest one `requires-python` admits (the one CI tests),
-a Binder set-up that would not install the package, and a notebook whose badges or Colab install line
-name another repository or another version than the package says.
+a Binder set-up that would not install the package, a notebook whose badges or Colab install line
+name another repository or another version than the package says, and a book (book/_config.yml) or a
+"Read it" badge that points at another site than the repository's GitHub Pages.
 
 `pyproject.toml` is the one source of truth for the address (`[project.urls] Repository`) and the
 bounds; `hardbatch/__init__.py`'s `__version__` (which pyproject reads) gives the tag `v<version>` that
@@ -32,7 +33,11 @@ CONDA_ONLY = {"pip"}  # tools conda needs for itself, with no PyPI counterpart t
 NOT_IN_CONDA = {"playwright": "drives Chromium for tests/test_browser.py only, which skips without it",
                 "ruff": "the linter `make test` runs (pip, constraints.txt); not needed to run the chapters or tests",
                 "ray": "the cluster extra (sweep --engine ray) only; tests/test_cluster.py skips its Ray tests "
-                       "without it, and Binder has one CPU machine to offer"}
+                       "without it, and Binder has one CPU machine to offer",
+                "jupyter-book": "the book extra (make book); tests/test_book.py skips without it, and a reader "
+                                "of the chapters needs none of it",
+                "build": "release checks (tests/test_release.py skips them without it)",
+                "twine": "release checks (tests/test_release.py skips them without it)"}
 
 
 # ---------------------------------------------------------------- reading the three files
@@ -146,12 +151,20 @@ def repository(pyproject: dict) -> tuple[str, str]:
     return url, m.group(1)
 
 
+def pages(pyproject: dict) -> str:
+    """The repository's GitHub Pages site, where the book lives: github.com/ORG/REPO -> ORG.github.io/REPO/."""
+    org, name = repository(pyproject)[1].split("/")
+    return f"https://{org}.github.io/{name}/"
+
+
 def expected_links(pyproject: dict, notebook_name: str, version: str = VERSION) -> dict[str, str]:
-    """The badges and the install line of a chapter: all three name the release tag v<version>."""
+    """The badges and the install line of a chapter: Colab, Binder and the install name the release tag
+    v<version>; "Read it" opens the chapter's page in the book, which is built from main (pages.yml)."""
     url, slug = repository(pyproject)
     return {
         "colab": f"https://colab.research.google.com/github/{slug}/blob/v{version}/notebooks/{notebook_name}",
         "binder": f"https://mybinder.org/v2/gh/{slug}/v{version}?urlpath=lab/tree/notebooks/{notebook_name}",
+        "book": f"{pages(pyproject)}{Path(notebook_name).stem}.html",
         "install": f'%pip install -q "hardbatch @ git+{url}@v{version}"',
     }
 
@@ -170,8 +183,8 @@ def check_notebook(path: Path, pyproject: dict) -> list[str]:
     _, slug = repository(pyproject)
     problems = []
     first = source(cells[0]) if cells else ""
-    for kind in ("colab", "binder"):
-        if links[kind] not in first:
+    for kind in ("colab", "binder", "book"):
+        if f"]({links[kind]})" not in first:
             problems.append(f"{path.name}: the first cell lacks the {kind} badge link {links[kind]}")
     code = [source(c) for c in cells if c["cell_type"] == "code"]
     setup = code[0] if code else ""
@@ -192,6 +205,18 @@ def check_notebook(path: Path, pyproject: dict) -> list[str]:
         for other in REPO_MENTIONS.findall(source(cell)):
             if other != slug:
                 problems.append(f"{path.name}: names the repository {other}, not {slug} (pyproject.toml)")
+    return problems
+
+
+def check_book(config_path: Path, pyproject: dict) -> list[str]:
+    """book/_config.yml names the repository of pyproject.toml and its Pages site, where pages.yml publishes."""
+    config = yaml.safe_load(config_path.read_text())
+    url, _ = repository(pyproject)
+    problems = []
+    if config.get("html", {}).get("baseurl") != pages(pyproject):
+        problems.append(f"book/_config.yml: html.baseurl must be {pages(pyproject)}")
+    if config.get("repository", {}).get("url") != url:
+        problems.append(f"book/_config.yml: repository.url must be {url}")
     return problems
 
 
@@ -286,6 +311,16 @@ def test_notebook_badges_and_colab_install_use_the_one_address(path, pyproject):
     assert check_notebook(path, pyproject) == []
 
 
+def test_book_names_the_repository_and_its_pages(tmp_path, pyproject):
+    config = (ROOT / "book/_config.yml").read_text()
+    assert check_book(ROOT / "book/_config.yml", pyproject) == []
+    url, slug = repository(pyproject)
+    for old, new in [(pages(pyproject), "https://someone.github.io/fork/"), (url, "https://github.com/someone/fork")]:
+        assert old in config
+        (tmp_path / "_config.yml").write_text(config.replace(old, new))
+        assert len(check_book(tmp_path / "_config.yml", pyproject)) == 1
+
+
 def test_readme_names_no_other_repository(pyproject):
     readme = ROOT / "README.md"
     if not readme.exists():
@@ -303,7 +338,7 @@ def _notebook(first_cell: str, setup: str) -> dict:
 
 def test_notebook_checker_catches_a_wrong_address_or_pin(tmp_path, pyproject):
     links = expected_links(pyproject, "01_demo.ipynb")
-    good_first = f"# Demo\n[![Colab]({links['colab']})]  [![Binder]({links['binder']})]\n"
+    good_first = f"# Demo\n[![Colab]({links['colab']})]  [![Binder]({links['binder']})]  [![Read it]({links['book']})]\n"
     good_setup = f'import sys\nif "google.colab" in sys.modules:\n    {links["install"]}\nimport hardbatch as hb\n'
     path = tmp_path / "01_demo.ipynb"
 
@@ -318,6 +353,9 @@ def test_notebook_checker_catches_a_wrong_address_or_pin(tmp_path, pyproject):
     assert problems(good_first, good_setup.replace(f"@v{VERSION}", "@main"))  # not pinned
     assert problems(good_first.replace(f"/blob/v{VERSION}/", "/blob/main/"), good_setup)  # badge opens main
     assert problems(good_first.replace(f"/v{VERSION}?", "/HEAD?"), good_setup)  # Binder builds HEAD
+    assert problems(good_first.replace(f"[![Read it]({links['book']})]", ""), good_setup)  # no "Read it" badge
+    assert problems(good_first.replace(links["book"], links["book"].replace("01_demo", "02_demo")), good_setup)
+    assert problems(good_first.replace(links["book"], links["book"].replace(".html", ".ipynb")), good_setup)
     assert problems(good_first, good_setup.replace('if "google.colab" in sys.modules:\n    ', ""))  # not Colab-only
     assert problems(good_first, good_setup + '%pip install -q -U torch\n')  # reinstalls Colab's torch
 
@@ -334,7 +372,8 @@ def named_refs(text: str) -> set[str]:
 
 def test_named_refs_reads_badges_and_installs():
     links = expected_links({"project": {"urls": {"Repository": "https://github.com/o/r"}}}, "01_x.ipynb", "9.8.7")
-    assert [named_refs(link) for link in links.values()] == [{"v9.8.7"}] * 3
+    assert links["book"] == "https://o.github.io/r/01_x.html"
+    assert [named_refs(links[kind]) for kind in ("colab", "binder", "install")] == [{"v9.8.7"}] * 3
     assert named_refs("https://mybinder.org/v2/gh/o/r/HEAD?urlpath=lab") == {"HEAD"}
 
 

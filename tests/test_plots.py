@@ -139,20 +139,37 @@ def test_curves_draw_loss_bands_on_log_loss():
     assert ax.get_yscale() == "log"
 
 
-def test_the_arms_of_chapter_6_have_colours_that_can_be_told_apart():
-    """Issue 20: hardest and Selective-Backprop shared a colour. Every arm chapter 6 draws differs from every
-    other by a clear distance in RGB (the old red of selective was 0.29 from hardest's dark orange)."""
+CHAPTER_4_ARMS = {"Algorithm 1": {"method": "minibatch", "order": "fixed"},
+                  **{f"hardest δ={d}": {"method": "hardbatch", "select": "hardest", "delta": d} for d in (1.0, 0.8, 0.5, 0.2)},
+                  **{f"random δ={d}": {"method": "hardbatch", "select": "random", "delta": d} for d in (0.8, 0.5, 0.2)},
+                  "easiest δ=0.2": {"method": "hardbatch", "select": "easiest", "delta": 0.2}}  # exercise 3
+CHAPTER_6_ARMS = {"Algorithm 1": {"method": "minibatch", "order": "fixed"},
+                  "hardest": {"method": "hardbatch", "select": "hardest", "delta": 0.2},
+                  "random": {"method": "hardbatch", "select": "random", "delta": 0.2},
+                  "proportional": {"method": "hardbatch", "select": "proportional", "delta": 0.2, "alpha": 1.0},
+                  "selective": {"method": "selective", "beta": 1.0}}
+
+
+@pytest.mark.parametrize("arms_", [CHAPTER_4_ARMS, CHAPTER_6_ARMS], ids=["chapter 4", "chapter 6"])
+def test_the_arms_a_chapter_draws_have_colours_that_can_be_told_apart(arms_):
+    """Issue 20: chapter 4's five hardest bands were shades of one orange, and hardest and Selective-Backprop
+    shared a colour in chapter 6. Every two arms a chapter draws differ by a clear distance in RGB (the old
+    oranges of hardest δ = 0.8 and 0.5 were 0.13 apart)."""
     from itertools import combinations
 
-    arms_ = {"Algorithm 1": {"method": "minibatch"},
-             "hardest": {"method": "hardbatch", "select": "hardest", "delta": 0.2},
-             "random": {"method": "hardbatch", "select": "random", "delta": 0.2},
-             "proportional": {"method": "hardbatch", "select": "proportional", "delta": 0.2},
-             "selective": {"method": "selective", "beta": 1.0}}
     rgb = {name: matplotlib.colors.to_rgb(plots.arm_color(c)) for name, c in arms_.items()}
     for a, b in combinations(rgb, 2):
         distance = sum((x - y) ** 2 for x, y in zip(rgb[a], rgb[b])) ** 0.5
         assert distance > 0.3, f"{a} and {b} are drawn in nearly the same colour ({rgb[a]} and {rgb[b]})"
+
+
+def test_an_arm_keeps_its_colour_whatever_describes_it():
+    """A RunConfig, its dict and a record's config (all knobs filled in) give the arm one colour, in every figure."""
+    cfg = hb.RunConfig(method="hardbatch", select="random", delta=0.5, epochs=3, seed=4)
+    assert plots.arm_color(cfg) == plots.arm_color(cfg.to_dict()) == plots.arm_color(CHAPTER_4_ARMS["random δ=0.5"])
+    assert plots.arm_color(hb.RunConfig(method="minibatch")) == "black"
+    other = plots.arm_color({"method": "hardbatch", "select": "hardest", "delta": 0.3})  # not listed: its family's shade
+    assert other not in plots.ARM_COLORS.values() and matplotlib.colors.to_rgb(other)[0] > 0.5  # an orange
 
 
 def test_paired_differences_draws_each_seed_and_marks_only_intervals_that_exclude_0():

@@ -163,7 +163,8 @@ def test_threads_above_the_usable_cpus_are_refused(threads, tmp_path, capsys, mo
     assert not (tmp_path / "r.json").exists()
 
 
-@pytest.mark.parametrize("value, words", [("1024", "OMP_NUM_THREADS must be an integer from 1 to 2"),
+@pytest.mark.parametrize("value, words", [("1024", "OMP_NUM_THREADS='1024' must be an integer from 1 to 2"),
+                                          ("4,2,1024", "OMP_NUM_THREADS='4,2,1024' must be an integer from 1 to 2"),
                                           ("abc", "OMP_NUM_THREADS='abc' is not understood"),
                                           ("0", "OMP_NUM_THREADS='0' is not understood"),
                                           ("-4", "is not understood")])
@@ -633,3 +634,14 @@ def test_a_file_name_that_is_not_utf8_does_not_stop_a_report(good_record, tmp_pa
     assert result["records"] == 1 and len(result["skipped"]) == 2
     md = (folder / "report" / "report.md").read_text(encoding="utf-8")
     assert "odd-\ufffd\ufffd.json" in md and "copy-\ufffd.json" in md
+
+
+@pytest.mark.parametrize("text, why", [("{", "not a readable run record"), ("[]", "must be a JSON object, got list"),
+                                       ('{"schema": 999}', "lacks the key 'config'"),
+                                       ('{"config": 1}', "'config' should be dict, got int")])
+def test_a_report_with_only_unreadable_records_names_them_and_why(text, why, tmp_path, capsys):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "r.json").write_text(text)
+    status, _, err = run_main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep")], capsys)
+    assert status == 2 and "1 unreadable .json files: r.json: " in err and why in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -13,16 +13,20 @@ from hardbatch.report import summarize, to_markdown, verdict
 E = 10
 
 
-def record(seed, curve, acc, secs_per_epoch=1.0, status="complete", **algorithm):
-    """A complete run record whose train loss follows `curve` and whose final test top-1 is `acc`."""
+def record(seed, curve, acc, secs_per_epoch=1.0, status="complete", cpu_per_epoch=None, **algorithm):
+    """A complete run record whose train loss follows `curve` and whose final test top-1 is `acc` (with a CPU clock
+    when cpu_per_epoch is given, as records since 0.1.0 have)."""
     cfg = RunConfig(epochs=E, seed=seed, device="cpu", **algorithm).to_dict()
     history = [{"epoch": e, "backprops": 10 * e, "train_loss": curve[e], "train_acc": 50.0 + e,
                 "test_loss": curve[e], "test_acc": acc * e / E, "backprop_loss": None if e == 0 else curve[e],
                 "train_s": secs_per_epoch * e, "eval_s": 0.1 * e, "wall_s": (secs_per_epoch + 0.1) * e}
                for e in range(E + 1)]
-    return {"config": cfg, "status": status, "n_train": 100, "n_test": 50, "n_batches": 10, "k": 2, "rounds": 45,
-            "backprops": 10 * E, "batch_train_counts": [E] * 10, "history": history,
-            "time_per_backprop_s": secs_per_epoch / 10, "version": "test"}
+    out = {"config": cfg, "status": status, "n_train": 100, "n_test": 50, "n_batches": 10, "k": 2, "rounds": 45,
+           "backprops": 10 * E, "batch_train_counts": [E] * 10, "history": history,
+           "time_per_backprop_s": secs_per_epoch / 10, "version": "test"}
+    if cpu_per_epoch is not None:
+        out["cpu_per_backprop_s"] = cpu_per_epoch / 10
+    return out
 
 
 def falling(rate, floor=0.2):
@@ -75,6 +79,25 @@ def test_e_is_interpolated_against_the_baseline_target_of_the_same_seed(records)
     assert hard["time_ratio"][0] == pytest.approx(1.5)
 
 
+def test_time_per_back_prop_is_shown_on_the_wall_and_the_cpu_clock_with_intervals(records):
+    """Issue 20: the table showed wall time only, which another program on the machine inflates; the process's
+    CPU time per back-prop stands beside it, each as mean ± 95 % interval over seeds, and a block whose records
+    predate the CPU clock shows '-' there rather than a mean over some of its seeds."""
+    for i, r in enumerate(records):
+        r["cpu_per_backprop_s"] = (0.02, 0.03, 0.025)[i % 3] + 0.001 * (i // 3)  # baseline, hardest, random by seed
+    rows = summarize(records)
+    hard = row(rows, "hardest δ=0.2")
+    assert hard["cpu_ms"] == (pytest.approx(metrics.mean_ci([30.0, 31.0, 32.0])[0]),
+                              pytest.approx(metrics.mean_ci([30.0, 31.0, 32.0])[1]))
+    assert hard["wall_ms"][0] == pytest.approx(150.0) and hard["wall_ms"][1] == pytest.approx(0.0)
+    header = next(line for line in to_markdown(rows).splitlines() if line.startswith("| arm |")).split(" | ")
+    hard_line = next(line for line in to_markdown(rows).splitlines() if line.startswith("| hardest δ=0.2 |")).split(" | ")
+    assert hard_line[header.index("CPU ms / back-prop")] == "31.00 ± 2.48"
+    assert hard_line[header.index("wall ms / back-prop")] == "150.00 ± 0.00"
+    del records[1]["cpu_per_backprop_s"]  # one hardest seed without a CPU clock: no mean of the other two
+    assert row(summarize(records), "hardest δ=0.2")["cpu_ms"] is None
+
+
 def test_equal_training_time_compares_at_the_shorter_runs_seconds(records):
     hard = row(summarize(records), "hardest δ=0.2")
     # Algorithm 1 spends 10 s; hardest reaches 10 s at epoch 10 / 1.5: its accuracy there, minus Algorithm 1's end.
@@ -104,7 +127,7 @@ def test_tables_mark_findings_and_the_verdict_says_it_in_words(records):
     rows = summarize(records)
     table, words = to_markdown(rows), "\n".join(verdict(rows))
     base_line = next(line for line in table.splitlines() if line.startswith("| Algorithm 1 (fixed) (baseline) |"))
-    assert "**" not in base_line and base_line.count("| - ") == 7  # the baseline compares with nothing
+    assert "**" not in base_line and base_line.count("| - ") == 8  # compares with nothing; no CPU clock in these records
     hard = row(rows, "hardest δ=0.2")
     shown = f"{hard['vs_random'][0]:+.1f} ± {hard['vs_random'][1]:.1f}"
     assert (f"**{shown}**" in table) == metrics.excludes_zero(hard["vs_random"])

@@ -83,3 +83,34 @@ def test_unknown_strategy_names_the_allowed_ones():
     with pytest.raises(ValueError, match="hardest"):
         selection.select("hardst", torch.zeros(3), 1)
     assert set(selection.STRATEGIES) == {"hardest", "random", "easiest", "proportional"}
+
+
+def test_a_rule_registered_at_run_time_is_accepted_and_trained(monkeypatch):
+    """Chapter 3, exercise 4: RunConfig checks `select` against the rules as they are now, not at import."""
+    from hardbatch import RunConfig, load_dataset, train
+
+    monkeypatch.setattr(selection, "STRATEGIES", selection.STRATEGIES)  # restored below, whatever happens
+    calls = []
+
+    def last_k(ledger, k, generator=None):
+        calls.append(k)
+        return torch.arange(len(ledger) - k, len(ledger))  # the k batches with the highest index
+
+    with pytest.raises(ValueError, match="allowed: hardest, random, easiest, proportional"):
+        RunConfig(select="last_k")
+    try:
+        selection.register("last_k", last_k)
+        cfg = RunConfig(method="hardbatch", select="last_k", delta=0.5, epochs=2, batch_size=256, device="cpu")
+        record = train(cfg, data=load_dataset("digits"))
+        n = record["n_batches"]
+        assert calls and record["backprops"] == 2 * n
+        k = record["k"]  # after the warm-up, only the last k batches are ever trained again
+        assert record["batch_train_counts"] == [1] * (n - k) + [1 + n // k] * k, record["batch_train_counts"]
+        with pytest.raises(ValueError, match="allowed: .*last_k"):
+            RunConfig(select="nope")
+    finally:
+        selection.STRATEGIES.pop("last_k", None)
+    with pytest.raises(ValueError, match="built-in"):
+        selection.register("hardest", last_k)
+    with pytest.raises(TypeError):
+        selection.register("mine", 3)

@@ -5,6 +5,7 @@ trains for real and the whole file needs well under a minute of CPU time.
 """
 import csv
 import json
+import random
 from dataclasses import replace
 
 import pytest
@@ -96,6 +97,31 @@ def test_a_corrupt_record_is_run_again(swept, tmp_path, count_runs):
     assert count_runs == [dict(sw.plan(**GRID, base=BASE))[victim.stem]]  # that run, and only it
     assert result["repaired"] == [victim.stem] and len(result["skipped"]) == 2 * ARMS - 1
     assert load_record(victim)["status"] == "complete"
+
+
+def test_each_seeds_arms_run_in_a_seeded_random_order(tmp_path, count_runs):
+    """Not Algorithm 1 first every time (chapter 5's Table 1 would charge a machine's drift to one arm): the arms
+    of each seed run shuffled by random.Random(seed), seed after seed, and the records come back in plan order."""
+    grid = dict(GRID, seeds=(0, 1, 2))
+    runs = sw.plan(**grid, base=BASE)
+    result = sw.sweep(tmp_path, **grid, base=BASE, progress=False, log=lambda *_: None)
+    ran = [c.to_dict() for c in count_runs]
+    assert [c["seed"] for c in ran] == [c.seed for _, c in runs]  # seed by seed: one seed's arms run together
+    for seed in grid["seeds"]:
+        mine = [c for _, c in runs if c.seed == seed]
+        expected = list(mine)
+        random.Random(seed).shuffle(expected)
+        assert [c for c in ran if c["seed"] == seed] == [c.to_dict() for c in expected]
+    firsts = {ran[i]["method"] for i in range(0, len(ran), ARMS)}
+    assert firsts != {"minibatch"}, "Algorithm 1 must not run first for every seed"
+    assert [r["sweep"]["name"] for r in result["records"]] == [name for name, _ in runs]
+
+
+def test_seeded_order_shuffles_each_stretch_of_one_seed_in_place():
+    items = [(0, "a"), (0, "b"), (0, "c"), (1, "a"), (1, "b"), (1, "c"), (1, "d")]
+    out = sw.seeded_order(items, seed_of=lambda it: it[0])
+    assert sorted(out) == sorted(items) and [s for s, _ in out] == [s for s, _ in items]
+    assert out == sw.seeded_order(items, seed_of=lambda it: it[0])  # the same every time
 
 
 def test_a_killed_sweep_resumes_from_its_checkpoint(swept, tmp_path, monkeypatch):

@@ -122,8 +122,13 @@ class Method:
 
     @classmethod
     def color(cls, c):
-        """Its colour in figures: a matplotlib colour name, or (colormap name, position in [0, 1])."""
+        """Its colour in figures: a matplotlib colour name, or (colormap name, position in [0, 1]); plots.ARM_COLORS
+        overrides it for the arms the course draws, keyed by (name, *color_key(c))."""
         return ("Greys", 0.6)
+
+    @classmethod
+    def color_key(cls, c):
+        return ()
 
     @classmethod
     def paired_delta(cls, c, smallest):

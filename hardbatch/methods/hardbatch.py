@@ -48,7 +48,11 @@ class Hardbatch(Method):
     def color(cls, c):
         """hardest in oranges, random in blues, easiest in greens, proportional in purples, darker for smaller δ."""
         cmap = {"hardest": "Oranges", "random": "Blues", "easiest": "Greens"}.get(get(c, "select"), "Purples")
-        return (cmap, 0.95 - 0.55 * float(get(c, "delta", 0.5)))
+        return (cmap, 0.95 - 0.55 * float(get(c, "delta") or 0.5))
+
+    @classmethod
+    def color_key(cls, c):
+        return (get(c, "select"), round(float(get(c, "delta") or 0.5), 6))
 
     @classmethod
     def paired_delta(cls, c, smallest):

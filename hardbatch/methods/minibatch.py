@@ -36,7 +36,11 @@ class Minibatch(Method):
 
     @classmethod
     def color(cls, c):
-        return "black" if get(c, "order", "fixed") == "fixed" else "tab:brown"
+        return "black" if get(c, "order", "fixed") == "fixed" else "tab:gray"
+
+    @classmethod
+    def color_key(cls, c):
+        return (get(c, "order") or "fixed",)
 
     @classmethod
     def paired_delta(cls, c, smallest):

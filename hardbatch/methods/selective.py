@@ -117,3 +117,7 @@ class Selective(Method):
     def color(cls, c):
         """Magentas (red-purples), darker for larger β: a red next to hardest's dark orange could not be told apart."""
         return ("RdPu", 0.5 + 0.1 * min(3.0, float(get(c, "beta") or 1.0)))
+
+    @classmethod
+    def color_key(cls, c):
+        return (float(get(c, "beta") or 1.0),)

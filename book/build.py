@@ -1,0 +1,62 @@
+"""Build the course as a book: `python book/build.py [--fast] [--out DIR]` (`make book`, `make book-fast`).
+
+Jupyter Book builds the pages from book/ (its _config.yml and _toc.yml, and intro.md). The chapters stay
+in notebooks/, where readers, Colab and Binder open them: this script links each one into book/ (the links
+are git-ignored) so that its page is <notebook stem>.html at the top of the site, as the chapters' "Read it"
+badges expect. It runs every chapter at its default sizes (HARDBATCH_SMOKE=0), or in fast mode with --fast,
+always set explicitly because `CI` alone would turn fast mode on; executed chapters are cached under
+DIR/_build/.jupyter_cache, so a chapter whose code did not change is not run again. The kernels draw text
+progress bars (book/text_progress.py). The site is DIR/_build/html.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BOOK = Path(__file__).resolve().parent
+NOTEBOOKS = BOOK.parent / "notebooks"
+
+
+def link_chapters(book=BOOK, notebooks=NOTEBOOKS):
+    """book/<chapter>.ipynb -> ../notebooks/<chapter>.ipynb for every chapter; stale links removed."""
+    chapters = sorted(notebooks.glob("0*.ipynb"))
+    for link in book.glob("*.ipynb"):
+        if link.is_symlink() and not (notebooks / link.name).exists():
+            link.unlink()
+    for chapter in chapters:
+        link = book / chapter.name
+        if not link.is_symlink():
+            link.symlink_to(os.path.relpath(chapter, book))
+    return [c.stem for c in chapters]
+
+
+def build(out, fast=False):
+    """Build the book into out/_build/html; returns that folder. Fails (CalledProcessError) if a chapter fails."""
+    out = Path(out).resolve()
+    link_chapters()
+    ipython = out / "_build" / "ipython"  # the kernels' IPython folder: only its start-up file is ours
+    startup = ipython / "profile_default" / "startup"
+    startup.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(BOOK / "text_progress.py", startup / "00-text-progress.py")
+    env = {**os.environ, "HARDBATCH_SMOKE": "1" if fast else "0", "IPYTHONDIR": str(ipython)}
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    subprocess.run([str(jupyter_book), "build", str(BOOK), "--path-output", str(out)], env=env, check=True)
+    return out / "_build" / "html"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fast", action="store_true", help="run the chapters in fast mode (HARDBATCH_SMOKE=1)")
+    parser.add_argument("--out", type=Path, default=BOOK, help="the site goes to OUT/_build/html (default: book/)")
+    args = parser.parse_args(argv)
+    start = time.monotonic()
+    html = build(args.out, fast=args.fast)
+    print(f"book built in {time.monotonic() - start:.0f} s ({'fast' if args.fast else 'default'} mode): "
+          f"{html / 'index.html'}")
+
+
+if __name__ == "__main__":
+    main()
