@@ -24,10 +24,8 @@ class Hardbatch(Method):
             return super().refill(run)
         if not torch.isfinite(run.ledger.loss).all():  # one host sync per round, never per step
             raise Diverged(f"a batch loss became non-finite before back-prop {run.step}")
-        from ..config import ONLY_FOR_SELECT
-
-        run.rounds += 1
-        strength = {name: getattr(run.cfg, name) for name, rule in ONLY_FOR_SELECT.items() if rule == run.cfg.select}
+        run.rounds += 1  # a rule's knob (alpha) is set only when the config's rule reads it (config.ONLY_FOR_SELECT)
+        strength = {name: getattr(run.cfg, name) for name in self.rule_knobs if getattr(run.cfg, name) is not None}
         return select(run.cfg.select, run.ledger, min(self.k, run.T - run.step), run.gen, **strength).tolist()
 
     @classmethod
