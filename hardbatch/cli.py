@@ -351,7 +351,9 @@ def _run(args):
               file=sys.stderr)
         return 1
     last = record["history"][-1]
-    print(f"{record['status']}: {record['backprops']} back-props over N={record['n_batches']} batches, "
+    saved = (f" ({record['backprops_saved']} of N·E={record['n_batches'] * cfg.epochs} saved, "
+             f"{record['samples_pruned']} samples pruned)" if "backprops_saved" in record else "")
+    print(f"{record['status']}: {record['backprops']} back-props{saved} over N={record['n_batches']} batches, "
           f"test top-1 {last['test_acc']:.2f}%, {record['time_per_backprop_s'] * 1e3:.2f} ms/back-prop -> {args.out}")
     return 0
 
