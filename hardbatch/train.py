@@ -1,18 +1,16 @@
-"""One training loop for both algorithms, read top to bottom.
+"""One training loop for every method, read top to bottom; nothing in it is specific to one method.
 
-Algorithm 1 (`method="minibatch"`): E passes over the N batches, in a new order each pass.
-Algorithm 2 (`method="hardbatch"`): one warm-up pass over all N batches that fills the
-ledger, then rounds that train the k batches a selection rule picks from the ledger,
-until exactly T = N·E back-props are spent. Selective-Backprop (`method="selective"`,
-chapter 6): batches of the partition are scored forward-only, in shuffled passes, and each
-sample is kept with probability CDF(loss)^β; every B kept samples make one back-prop, until
-the same T = N·E back-props (of B samples each) are spent. Both are evaluated every N back-props (an
-*equivalent epoch*), never every round, and only the training steps are timed.
+A method (hardbatch/methods/: Algorithm 1 `minibatch`, Algorithm 2 `hardbatch`, Selective-Backprop
+`selective`, InfoBatch `infobatch`, online batch selection `online`) says how the budget T = N·E
+back-props is spent. The loop is a queue of batch indices: when it runs empty, the method refills it
+with its next pass or round (`run.method.refill`); each back-prop trains the samples the method names
+(`samples`) on the loss it reduces (`loss`), and the method remembers what it needs (`after_step`).
+Runs are evaluated at the end of every equivalent epoch (every N back-props; for InfoBatch, which saves
+back-props, every pass), never every round, and only the training steps are timed.
 
-The loop is a queue of batch indices: when it runs empty, the next pass (Algorithm 1, the
-warm-up) or the next round (Algorithm 2) refills it. A `Run` holds all the state there is
-(model, optimiser, schedule, ledger, random generators, partition, queue, counters, history),
-so a checkpoint taken at an equivalent epoch resumes the run exactly. Chapters 1 and 4 teach this.
+A `Run` holds all the state there is (model, optimiser, schedule, ledger, random generators, partition,
+queue, counters, history, and its method's own state), so a checkpoint taken at an equivalent epoch
+resumes the run exactly. Chapters 1 and 4 teach this.
 """
 import math
 import time
