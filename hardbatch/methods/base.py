@@ -86,16 +86,22 @@ class Method:
         `expected_samples` samples in all."""
         if record["backprops"] != N * E:
             raise ValueError("a complete record must have spent exactly N*E back-props")
-        if record.get("backprop_samples") not in (None, cls.expected_samples(record, N, E)):
-            raise ValueError(f"a complete {cls.name} record must have back-propagated exactly "
-                             f"{cls.expected_samples(record, N, E)} samples")
+        expected = cls.expected_samples(record, N, E)  # None: not computable (record.py names the bad counts)
+        if expected is not None and record.get("backprop_samples") not in (None, expected):
+            raise ValueError(f"a complete {cls.name} record must have back-propagated exactly {cls.samples_rule} "
+                             f"samples ({expected})")
+
+    samples_rule = "the batches' sizes times their train counts"  # expected_samples, in words
 
     @classmethod
     def expected_samples(cls, record, N, E):
         """The samples a complete run back-propagates: each batch of the partition's sizes times its train count."""
         B, n = record["config"]["batch_size"], record["n_train"]
         sizes = [B] * (N - 1) + [B if record["config"].get("drop_last") else n - (N - 1) * B]
-        return sum(s * c for s, c in zip(sizes, record["batch_train_counts"]))
+        counts = record["batch_train_counts"]
+        if len(counts) != N or not all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
+            return None
+        return sum(s * c for s, c in zip(sizes, counts))
 
     def state_dict(self):
         """What the method remembers between steps, beyond the Run's own state ({}: nothing)."""

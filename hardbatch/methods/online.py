@@ -51,6 +51,8 @@ class Online(PerSample):
         self.forward_samples += len(pool)
         self.forward_s += time.perf_counter() - t0
 
+    samples_rule = "n + (E-1)*N*B"
+
     @classmethod
     def expected_samples(cls, record, N, E):
         """The warm-up's n samples, then B per back-prop."""

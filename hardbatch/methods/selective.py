@@ -75,6 +75,8 @@ class Selective(Method):
     def counters(self, run):
         return {**super().counters(run), "forward_samples": self.forward_samples, "forward_s": self.forward_s}
 
+    samples_rule = "N*E*B"
+
     @classmethod
     def expected_samples(cls, record, N, E):
         return N * E * record["config"]["batch_size"]  # B per back-prop
