@@ -29,7 +29,10 @@ def link_chapters(book=BOOK, notebooks=NOTEBOOKS):
     for chapter in chapters:
         link = book / chapter.name
         if not link.is_symlink():
-            link.symlink_to(os.path.relpath(chapter, book))
+            try:
+                link.symlink_to(os.path.relpath(chapter, book))
+            except FileExistsError:  # another build (make test, make book) linked it just now
+                pass
     return [c.stem for c in chapters]
 
 

@@ -232,9 +232,11 @@ def test_sdist_runs_its_tests_and_the_wheel_carries_the_chapters(tmp_path):
         tar.extractall(tmp_path / "sdist", filter="data")
     for needed in ["tests/conftest.py", "tests/helpers.py", "tests/test_release.py", "setup.py", "MANIFEST.in",
                    "CITATION.cff", "constraints.txt", "environment.yml", "binder/environment.yml", "binder/postBuild",
-                   "notebooks/conftest.py", "notebooks/README.md", "docs/method.md", *(f"notebooks/{n}" for n in CHAPTERS)]:
+                   "notebooks/conftest.py", "notebooks/README.md", "docs/method.md", *(f"notebooks/{n}" for n in CHAPTERS),
+                   "book/_config.yml", "book/_toc.yml", "book/intro.md", "book/build.py", "book/text_progress.py"]:
         assert f"{top}/{needed}" in names, f"the sdist lacks {needed}"
-    assert not [n for n in names if "__pycache__" in n or n.startswith(f"{top}/results/")]
+    assert not [n for n in names if "__pycache__" in n or n.startswith((f"{top}/results/", f"{top}/book/_build"))]
+    assert not [n for n in names if n.startswith(f"{top}/book/") and n.endswith(".ipynb")]  # build-time links
     source = tmp_path / "sdist" / top
 
     # the sdist runs tests: these use tests/conftest.py and tests/helpers.py, and check its files are in step
@@ -272,3 +274,18 @@ def test_sdist_runs_its_tests_and_the_wheel_carries_the_chapters(tmp_path):
     assert f"\nhardbatch {VERSION}\n" in said["--version"] and "--strategies" in said["compare"]
     assert sorted(p.name for p in out.iterdir()) == sorted(CHAPTERS + ["README.md"])
     assert json.loads((out / CHAPTERS[0]).read_text())["cells"]
+
+
+def test_python_build_and_twine_check_pass(tmp_path):
+    """Release step 3 as README says it: `python -m build` (without isolation, so nothing is downloaded: the
+    same frontend, the venv's setuptools), then `twine check --strict`, what a package index checks."""
+    pytest.importorskip("build", reason="build is absent (pip install -e '.[test]')")
+    pytest.importorskip("twine", reason="twine is absent (pip install -e '.[test]')")
+    built = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(tmp_path), str(ROOT)],
+                           capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-2000:]
+    files = sorted(tmp_path.iterdir())
+    assert [f.name for f in files] == [WHEEL, f"hardbatch-{VERSION}.tar.gz"]
+    checked = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, files)],
+                             capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0 and checked.stdout.count("PASSED") == 2, checked.stdout + checked.stderr
