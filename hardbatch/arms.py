@@ -1,13 +1,13 @@
 """Run identity, in one place: which settings make a run, which runs form an arm, which arm is the baseline.
 
 - A run's **settings** are every RunConfig field except how it is executed (EXECUTION below) and the
-  knobs its method ignores (`order` for Algorithm 2; `select` and `delta` for Algorithm 1; `alpha` unless
-  select is `proportional`; `beta` and `window` unless the method is `selective`: config.reads). Two runs
+  knobs its method ignores (each knob belongs to one method, methods.ONLY_FOR; `alpha` only to select
+  `proportional`: config.reads). Two runs
   with equal settings are the same run, wherever and however they ran: a checkpoint, a sweep record
   or a report row is matched by them.
 - An **arm** is the settings without the seed: the runs of one arm differ only in their seed, and
   tables average over them.
-- A **block** is an arm without the algorithm's knobs (ALGORITHM: method, order, select, δ, α, β, window): the arms of one
+- A **block** is an arm without the algorithm's knobs (ALGORITHM: the method and every method's knobs): the arms of one
   block are compared with each other in one table block, one figure, one set of paired differences.
 - The **baseline** of a block is Algorithm 1 on the fixed partition (`minibatch`, order `fixed`).
 
@@ -18,7 +18,8 @@ import hashlib
 import json
 from dataclasses import MISSING, fields
 
-from .config import RunConfig, reads
+from . import methods
+from .config import ONLY_FOR, RunConfig, reads
 
 # How a run is executed, not what it computes: never part of a run's identity.
 EXECUTION = (
@@ -27,7 +28,7 @@ EXECUTION = (
     "compile",  # torch.compile: the same model, compiled
     "threads",  # CPU threads: speed only
 )
-ALGORITHM = ("method", "order", "select", "delta", "alpha", "beta", "window")  # what an arm varies within a block
+ALGORITHM = ("method",) + tuple(ONLY_FOR)  # what an arm varies within a block: the method and the methods' knobs
 DEFAULTS = {f.name: f.default for f in fields(RunConfig) if f.default is not MISSING}
 
 
@@ -69,30 +70,23 @@ def is_baseline(config):
     return arm(config) == baseline_arm(config)
 
 
-def _get(config, name):
-    return getattr(config, name) if isinstance(config, RunConfig) else dict(config).get(name, DEFAULTS.get(name))
+def _method(config):
+    c = config.to_dict() if isinstance(config, RunConfig) else {**DEFAULTS, **dict(config)}
+    return methods.get(c["method"]), c
 
 
 def label(config):
-    """An arm's name in tables and legends: 'Algorithm 1 (fixed)', 'hardest δ=0.2', 'proportional α=1 δ=0.2',
-    'selective β=1'."""
-    if _get(config, "method") == "minibatch":
-        return f"Algorithm 1 ({_get(config, 'order') or 'fixed'})"
-    if _get(config, "method") == "selective":
-        return f"selective β={_get(config, 'beta'):g}"
-    if _get(config, "select") == "proportional":
-        return f"proportional α={_get(config, 'alpha'):g} δ={_get(config, 'delta'):g}"
-    return f"{_get(config, 'select')} δ={_get(config, 'delta'):g}"
+    """An arm's name in tables and legends, as its method words it: 'Algorithm 1 (fixed)', 'hardest δ=0.2',
+    'proportional α=1 δ=0.2', 'selective β=1', 'infobatch r=0.5', 'online s=100'."""
+    method, c = _method(config)
+    return method.label(c)
 
 
 def sort_key(config):
-    """Baseline first, then the other Algorithm 1 rows, hardest by δ descending, then the controls, then
-    Selective-Backprop by β."""
-    if _get(config, "method") == "minibatch":
-        return (0, _get(config, "order") != "fixed", "", 0.0)
-    if _get(config, "method") == "selective":
-        return (2, False, "", _get(config, "beta"))
-    return (1, _get(config, "select") != "hardest", _get(config, "select"), -_get(config, "delta"))
+    """Baseline first, then by the methods' table order (Algorithm 1, Algorithm 2 with hardest by δ descending
+    and then the controls, Selective-Backprop by β, InfoBatch, online selection), then within each method."""
+    method, c = _method(config)
+    return (method.order, method.name, *method.sort_key(c))
 
 
 def record_name(config):
@@ -104,8 +98,7 @@ def record_name(config):
     c = settings(config)
     changed = {k: v for k, v in c.items() if v != DEFAULTS.get(k)}
     digest = hashlib.sha1(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:8]
-    what = (f"{c['order']}" if c["method"] == "minibatch" else f"b{c['beta']:g}" if c["method"] == "selective"
-            else f"{c['select']}{'-a%g' % c['alpha'] if 'alpha' in c else ''}-d{c['delta']:g}")
+    what = methods.get(c["method"]).tag(c)
     return f"{c['dataset']}-{c['model']}-{c['method']}-{what}-s{c['seed']}-{digest}"
 
 
@@ -119,18 +112,16 @@ def check_seeds(seeds):
     return seeds
 
 
-ARM_KNOBS = {"order": str, "select": str, "delta": float, "alpha": float, "beta": float, "window": int}
+ARM_KNOBS = {f.name: f.type for f in fields(RunConfig) if f.name in ONLY_FOR}  # every method's knobs, by type
 
 
 def parse_arm(spec):
     """An arm written as words, e.g. "minibatch order=shuffled", "hardbatch select=random delta=0.2",
-    "selective beta=1": the method, then its knobs as key=value. Returns the knobs as a dict (with "method"),
+    "selective beta=1", "infobatch prune=0.5": the method, then its knobs as key=value. Returns the knobs as a dict (with "method"),
     checked by RunConfig, so a knob the method ignores or a bad value is refused with what is allowed."""
-    from .config import METHODS
-
     words = str(spec).split()
-    if not words or words[0] not in METHODS:
-        raise ValueError(f"arm {spec!r} must start with a method ({', '.join(METHODS)}), then key=value knobs")
+    if not words or words[0] not in methods.METHODS:
+        raise ValueError(f"arm {spec!r} must start with a method ({', '.join(methods.METHODS)}), then key=value knobs")
     knobs = {"method": words[0]}
     for word in words[1:]:
         key, eq, value = word.partition("=")

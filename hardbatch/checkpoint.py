@@ -19,7 +19,6 @@ from .record import atomic_write, check_history, open_regular
 
 STATE = ("step", "rounds", "queue", "history", "train_s", "eval_s", "status")  # the Run's counters
 STATE_OPTIONAL = {"train_cpu_s": 0.0}  # counters newer than some checkpoints: their value when absent
-SELECTIVE = ("candidates", "forward_samples", "forward_s", "kept", "recent")  # method="selective" only
 MAX_THREADS = 1024  # config.MAX_THREADS: the most threads a run may have used
 
 
@@ -36,9 +35,9 @@ def save_checkpoint(run, path):
                        **({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {})},
                "state": {name: getattr(run, name) for name in STATE + tuple(STATE_OPTIONAL)}}
     payload["state"]["threads_used"] = list(run.threads_used)
-    if run.cfg.method == "selective":  # the kept-sample buffer, the loss window, the pass being scored
-        payload["selective"] = {name: getattr(run, name) for name in SELECTIVE}
-        payload["selective"]["kept"] = run.kept.cpu()
+    method = run.method.state_dict()
+    if method:  # what the method remembers (e.g. Selective-Backprop's kept samples), under its name
+        payload[run.cfg.method] = method
     payload["sha256"] = digest(payload)
     buf = io.BytesIO()
     torch.save(payload, buf)
@@ -165,10 +164,10 @@ def _finite(tensors):
     return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
 
 
-def _partition_like(batches, run):
-    """N one-dimensional integer tensors of training-sample indices."""
+def _partition_like(batches, run, exact=True):
+    """N (exact=False: at most N) one-dimensional integer tensors of training-sample indices."""
     n = len(run.data.y_train)
-    return isinstance(batches, list) and len(batches) == run.N and all(
+    return isinstance(batches, list) and (len(batches) == run.N if exact else len(batches) <= run.N) and all(
         isinstance(b, torch.Tensor) and b.ndim == 1 and b.dtype == torch.long
         and (b.numel() == 0 or (int(b.min()) >= 0 and int(b.max()) < n)) for b in batches)
 
@@ -197,16 +196,15 @@ def check_payload(path, payload, run):
     _check(path, _partition_like(part, run), "its partition is not N index tensors")
     if any(not torch.equal(a.cpu(), b) for a, b in zip(run.partition, part)):
         raise BadCheckpoint(f"checkpoint {path} was made with another partition of the data")
-    shuffled = run.cfg.method == "minibatch" and run.cfg.order == "shuffled"
-    eb = payload["epoch_batches"]
-    _check(path, eb is None or (shuffled and _partition_like(eb, run)), "its batches of this pass")
+    eb, saves = payload["epoch_batches"], run.method.saves_backprops
+    _check(path, eb is None or _partition_like(eb, run, exact=not saves), "its batches of this pass")
     rng = {"gen": run.gen.get_state(), "aug_gen": run.aug_gen.get_state(), "torch": torch.get_rng_state()}
     _check(path, isinstance(payload["rng"], dict) and all(_like(payload["rng"].get(g), t) for g, t in rng.items()),
            "its random states")
     st = payload["state"]
     _check(path, isinstance(st, dict) and all(name in st for name in STATE), "its counters are incomplete")
     step = st["step"]
-    _check(path, _is_int(step) and 0 <= step <= run.T and step % run.N == 0,
+    _check(path, _is_int(step) and 0 <= step <= run.T and (saves or step % run.N == 0),
            f"back-prop count {step!r} is not an equivalent epoch of this run")
     _check(path, _is_int(st["rounds"]) and 0 <= st["rounds"] <= step, f"round count {st['rounds']!r}")
     _check(path, isinstance(st["queue"], list) and len(st["queue"]) <= run.T - step
@@ -214,27 +212,20 @@ def check_payload(path, payload, run):
     _check(path, all(_like(st.get(k, 0.0), 0.0) and st.get(k, 0.0) >= 0 for k in ("train_s", "eval_s", "train_cpu_s")),
            "its clocks")
     _check(path, st["status"] == "complete", f"its status {st['status']!r} (only healthy runs are saved)")
-    _check(path, isinstance(st["history"], list) and len(st["history"]) == step // run.N + 1,
+    _check(path, isinstance(st["history"], list) and len(st["history"]) <= run.cfg.epochs + 1
+           and (saves or len(st["history"]) == step // run.N + 1)
+           and isinstance(st["history"][-1], dict) and st["history"][-1].get("backprops") == step,
            "its history does not match its back-prop count")
     try:
-        check_history(st["history"], run.N, complete=True)
+        check_history(st["history"], run.N, complete=True, exact=not saves)
     except ValueError as e:
         raise BadCheckpoint(f"checkpoint {path} is malformed: {e}; delete it to start the run afresh") from None
-    if run.cfg.method == "selective":
-        sel = payload.get("selective")
-        _check(path, isinstance(sel, dict) and all(name in sel for name in SELECTIVE), "its selective state")
-        kept, recent = sel["kept"], sel["recent"]
-        _check(path, isinstance(kept, torch.Tensor) and kept.ndim == 1 and kept.dtype == torch.long
-               and len(kept) < run.cfg.batch_size
-               and (kept.numel() == 0 or (int(kept.min()) >= 0 and int(kept.max()) < len(run.data.y_train))),
-               "its kept samples")
-        _check(path, isinstance(recent, torch.Tensor) and recent.ndim == 1 and recent.dtype == torch.double
-               and len(recent) <= run.cfg.window and _finite([recent]) and bool((recent >= 0).all()),
-               "its window of recent losses")
-        _check(path, isinstance(sel["candidates"], list) and len(sel["candidates"]) <= run.N
-               and all(_is_int(i) and 0 <= i < run.N for i in sel["candidates"]), "its batches left to score")
-        _check(path, _is_int(sel["forward_samples"]) and sel["forward_samples"] >= 0
-               and _like(sel["forward_s"], 0.0) and sel["forward_s"] >= 0, "its forward counters")
+    if run.method.state_dict():
+        _check(path, run.cfg.method in payload, f"its {run.cfg.method} state is missing")
+        try:  # checked on a fresh method of this run; copied to the run's own only once all is checked
+            type(run.method)(run).load_state_dict(payload[run.cfg.method], run)
+        except (ValueError, TypeError, KeyError, RuntimeError) as e:
+            raise BadCheckpoint(f"checkpoint {path} is malformed: {e}; delete it to start the run afresh") from None
     used = st.get("threads_used", [1])
     _check(path, isinstance(used, list) and used and all(_is_int(n) and 1 <= n <= MAX_THREADS for n in used),
            f"its thread counts {_short(used)}")
@@ -273,8 +264,6 @@ def load_checkpoint(run, path):
     run.threads_used = list(payload["state"].get("threads_used", run.threads_used))  # older: this process's
     eb = payload.get("epoch_batches")
     run.epoch_batches = None if eb is None else [p.to(run.device) for p in eb]
-    if run.cfg.method == "selective":
-        for name in SELECTIVE:
-            setattr(run, name, payload["selective"][name])
-        run.kept = run.kept.to(run.device)
+    if run.method.state_dict():
+        run.method.load_state_dict(payload[run.cfg.method], run)
 

@@ -120,7 +120,12 @@ def build_parser():
     cmp_.add_argument("--strategies", choices=tuple(STRATEGIES), nargs="+", default=["hardest", "random"])
     cmp_.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2], help="distinct seeds")
     cmp_.add_argument("--betas", type=_parse(FIELDS["beta"], float), nargs="*", default=[],
-                      help="also Selective-Backprop (per sample, chapter 6) at these β (default: none)")
+                      help="also Selective-Backprop (per sample, chapter 6) at these β (default: none); "
+                           "deprecated: --arms 'selective beta=B' says the same")
+    cmp_.add_argument("--arms", nargs="*", default=None, metavar="SPEC", type=_arm,
+                      help="the arms beside Algorithm 1 (fixed), each a method and its knobs, e.g. "
+                           "'hardbatch select=hardest delta=0.2' 'selective beta=1' 'infobatch prune=0.5' "
+                           "'online pressure=100'; instead of --deltas, --strategies and --betas")
     cmp_.add_argument("--out", default="runs/compare", help="folder for records, table.md and compare.png")
 
     sw = sub.add_parser("sweep", help="every run of a grid (default: the paper's), resumable; then the report",
@@ -346,7 +351,9 @@ def _run(args):
               file=sys.stderr)
         return 1
     last = record["history"][-1]
-    print(f"{record['status']}: {record['backprops']} back-props over N={record['n_batches']} batches, "
+    saved = (f" ({record['backprops_saved']} of N·E={record['n_batches'] * cfg.epochs} saved, "
+             f"{record['samples_pruned']} samples pruned)" if "backprops_saved" in record else "")
+    print(f"{record['status']}: {record['backprops']} back-props{saved} over N={record['n_batches']} batches, "
           f"test top-1 {last['test_acc']:.2f}%, {record['time_per_backprop_s'] * 1e3:.2f} ms/back-prop -> {args.out}")
     return 0
 
@@ -361,8 +368,11 @@ def _compare(args):
     arms.check_seeds(args.seeds)
     preflight(base)  # the model takes the data set's images, the batch fits the training set
     out = Path(args.out)
-    names = [arms.record_name(cfg) for cfg in arms.job(base, tuple(args.deltas), tuple(args.strategies), tuple(args.seeds),
-                                                       tuple(args.betas))]
+    if args.arms is not None and (args.betas or args.deltas != [0.8, 0.5, 0.2] or args.strategies != ["hardest", "random"]):
+        raise ValueError("--arms names every arm; leave out --deltas, --strategies and --betas (or leave out --arms)")
+    configs = arms.job(base, tuple(args.deltas), tuple(args.strategies), tuple(args.seeds), tuple(args.betas),
+                       args.arms)  # the plan, made once: checked here, run by compare()
+    names = [arms.record_name(cfg) for cfg in configs]
     _check_writable(out, folder=True)
     _check_writable(out / "records", folder=True)
     _check_outputs([out / "records" / f"{name}.json" for name in names]
@@ -370,8 +380,7 @@ def _compare(args):
     if args.download:  # fetch it once here; compare() then finds it on disk
         load_dataset(base.dataset, download=True)
     t0 = time.perf_counter()
-    records, rows, table, fig = compare(base, tuple(args.deltas), tuple(args.strategies), tuple(args.seeds), args.out,
-                                        betas=tuple(args.betas))
+    records, rows, table, fig = compare(base, out_dir=args.out, configs=configs)
     diverged = [r for r in records if r["status"] != "complete"]
     if len(diverged) == len(records):  # nothing to compare: say so, never print an empty table
         print(f"hardbatch: every run diverged ({len(records)} of {len(records)}: the loss became NaN or infinite), "

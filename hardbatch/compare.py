@@ -21,11 +21,14 @@ from .train import train
 
 
 def compare(base=None, deltas=(0.8, 0.5, 0.2), strategies=("hardest", "random"), seeds=(0, 1, 2),
-            out_dir="runs/compare", progress=True, betas=()):
+            out_dir="runs/compare", progress=True, betas=(), specs=None, configs=None):
     """Run the comparison; return (records, rows, markdown table, figure path). betas: Selective-Backprop
-    runs at these β too (chapter 6)."""
+    runs at these β too (chapter 6). specs: arm specs (arms.parse_arm, e.g. "infobatch prune=0.5") beside
+    Algorithm 1 instead of deltas, strategies and betas. configs: the plan itself (arms.job's list), when the
+    caller has made it already (the command line does, to check its output files first)."""
     base = base or RunConfig()
-    configs = arms.job(base, deltas, strategies, seeds, betas)
+    configs = list(configs) if configs is not None else arms.job(base, deltas, strategies, seeds, betas, specs)
+    seeds = list(dict.fromkeys(c.seed for c in configs))
     configs = seeded_order(configs)  # each seed's arms in a seeded random order, as a sweep runs them
     data = load_dataset(base.dataset)
     warm_up(base, data)  # untimed: thread pools, allocator and first-call costs are paid here

@@ -5,11 +5,12 @@ command line is generated from this class (cli.py) and a value is validated here
 else: a bad value fails at once with a message naming the field and what is allowed.
 Defaults suit the embedded digits data on a laptop CPU.
 
-Some knobs belong to one algorithm only: `order` to Algorithm 1 (`minibatch`), `select` and
-`delta` to Algorithm 2 (`hardbatch`), `alpha` to Algorithm 2's `proportional` rule, `beta` and `window`
-to Selective-Backprop (`selective`). They default to None ("not given"); the method fills in
-its own defaults, and a knob given to a method that ignores it is refused, so two runs that
-differ only in a knob nobody reads can never be stored as two different runs.
+Some knobs belong to one method only (the registry, methods/__init__.py, says which): `order` to
+Algorithm 1 (`minibatch`), `select` and `delta` to Algorithm 2 (`hardbatch`), `alpha` to Algorithm 2's
+`proportional` rule, `beta` and `window` to Selective-Backprop (`selective`), `prune` and `anneal` to
+InfoBatch (`infobatch`), `pressure` and `recompute` to online batch selection (`online`). They default
+to None ("not given"); the method fills in its own defaults, and a knob given to a method that ignores
+it is refused, so two runs that differ only in a knob nobody reads can never be stored as two different runs.
 """
 import math
 import numbers
@@ -20,9 +21,9 @@ from pathlib import Path
 
 from .budget import check_delta
 from .data import DATASETS
+from .methods import METHOD_DEFAULTS, METHODS, ONLY_FOR  # noqa: F401 (derived from the methods' registry)
 from .selection import STRATEGIES
 
-METHODS = ("minibatch", "hardbatch", "selective")  # Algorithm 1, Algorithm 2, Selective-Backprop (chapter 6)
 ORDERS = ("fixed", "shuffled")  # Algorithm 1's two baselines
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("constant", "cosine")
@@ -30,11 +31,7 @@ MAX_SEED = 2**63 - 1  # torch's generators take 64-bit seeds
 MAX_IMAGE_SIZE = 512  # larger images would not fit one evaluation chunk in memory
 MAX_FLOAT32 = 3.4028234663852886e38  # SGD does its arithmetic in float32: a larger lr or weight decay overflows
 MAX_THREADS = 1024  # what a record may hold (from a big machine); a run here gets at most available_cpus()
-ONLY_FOR = {"order": "minibatch", "select": "hardbatch", "delta": "hardbatch",  # knob -> the method that reads it
-            "alpha": "hardbatch", "beta": "selective", "window": "selective"}
 ONLY_FOR_SELECT = {"alpha": "proportional"}  # knob -> the selection rule that reads it (within its method)
-METHOD_DEFAULTS = {"minibatch": {"order": "fixed"}, "hardbatch": {"select": "hardest", "delta": 0.2},
-                   "selective": {"beta": 1.0, "window": 1024}}
 SELECT_DEFAULTS = {"proportional": {"alpha": 1.0}}
 
 
@@ -255,7 +252,8 @@ def _knob(default, check, help, choices=None):
 @dataclass
 class RunConfig:
     method: str = _knob("hardbatch", _one_of(METHODS), "minibatch = Algorithm 1, hardbatch = Algorithm 2, "
-                        "selective = Selective-Backprop (per-sample, chapter 6)", METHODS)
+                        "selective = Selective-Backprop, infobatch = InfoBatch, online = online batch selection "
+                        "(the last three per sample, chapter 6)", METHODS)
     order: str = _knob(None, _one_of(ORDERS), "Algorithm 1 only: fixed partition reshuffled by batch "
                        "(default), or samples reshuffled into new batches", ORDERS)
     select: str = _knob(None, _one_of(STRATEGIES), "Algorithm 2 only: which k batches a round trains "
@@ -268,6 +266,15 @@ class RunConfig:
                         "CDF(loss)^beta over the recent losses; 0 keeps all (default 1: half)")
     window: int = _knob(None, _integer(1, 2**20), "selective only: how many recent sample losses the CDF is "
                         "taken over (default 1024)")
+    prune: float = _knob(None, _number(0, True, below=1), "infobatch only: each pass prunes this fraction r of the "
+                         "samples whose latest loss is below the mean, and scales the rest of them by 1/(1-r) "
+                         "(default 0.5)")
+    anneal: float = _knob(None, _number(0, True, at_most=1), "infobatch only: the last fraction of the passes "
+                          "trains on all data (default 0.125)")
+    pressure: float = _knob(None, _number(1, True, at_most=1e12), "online only: selection pressure s, the ratio "
+                            "of the highest-ranked sample's probability to the lowest's (default 100)")
+    recompute: int = _knob(None, _integer(0, 2**20), "online only: every this many equivalent epochs, score every "
+                           "sample forward-only (0 = never; default 2)")
     epochs: int = _knob(15, _integer(1), "E: the budget is N·E back-props")
     batch_size: int = _knob(64, _integer(1), "B (N = 21 batches on digits)")
     lr: float = _knob(0.005, _number(0, False, at_most=MAX_FLOAT32),

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import matplotlib.pyplot as plt
 
-from . import arms
+from . import arms, methods
 from .metrics import mean_ci
 from .report import arm_label, group
 from .selection import hardest
@@ -28,21 +28,17 @@ ARM_COLORS = {("minibatch", "fixed"): "black", ("minibatch", "shuffled"): "tab:g
 
 
 def arm_color(config):
-    """One fixed colour per arm in every figure (ARM_COLORS); an arm the table does not list (another δ, a rule you
-    registered) gets a shade of its rule's family: oranges for hardest, blues for random, greens for easiest,
-    purples otherwise, darker for smaller δ."""
+    """One fixed colour per arm in every figure (ARM_COLORS, keyed by the method and its `color_key`); an arm the
+    table does not list (another δ, a rule or method you registered) gets its method's shade (methods/): oranges
+    for hardest, blues for random, greens for easiest, purples otherwise, darker for smaller δ; magentas for
+    selective; yellow-green-blues for InfoBatch; coppers for online selection."""
     c = config.to_dict() if hasattr(config, "to_dict") else dict(config)
-    method = c.get("method")
-    key = ((method, c.get("order") or "fixed") if method == "minibatch" else
-           (method, float(c.get("beta") or 1.0)) if method == "selective" else
-           (method, c.get("select"), round(float(c.get("delta") or 0.5), 6)))
+    method = methods.get(c.get("method"))
+    key = (method.name, *method.color_key(c))
     if key in ARM_COLORS:
         return ARM_COLORS[key]
-    if method == "selective":
-        return plt.cm.RdPu(0.5 + 0.1 * min(3.0, key[1]))
-    cmap = {"hardest": plt.cm.Oranges, "random": plt.cm.Blues, "easiest": plt.cm.Greens}.get(c.get("select"),
-                                                                                                plt.cm.Purples)
-    return cmap(0.95 - 0.55 * float(c.get("delta") or 0.5))
+    colour = method.color(c)
+    return plt.get_cmap(colour[0])(colour[1]) if isinstance(colour, tuple) else colour
 
 
 def band(values, log=False, confidence=0.95):

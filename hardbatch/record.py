@@ -18,6 +18,8 @@ import stat
 import tempfile
 from pathlib import Path
 
+from . import methods
+
 CONFIG_KEYS = ("method", "delta", "epochs", "batch_size", "lr", "momentum", "weight_decay", "seed",
                "model", "dataset", "image_size", "device")
 HISTORY_KEYS = ("epoch", "backprops", "train_loss", "train_acc", "test_loss", "test_acc", "backprop_loss",
@@ -180,10 +182,11 @@ def _metric(value, where, null_ok, low=None, high=None):
                          f"got {_short(value)}")
 
 
-def check_history(history, n_batches, complete):
+def check_history(history, n_batches, complete, exact=True):
     """Raise ValueError unless `history` is a list of entries for equivalent epochs 0, 1, ... whose metrics
     are finite numbers (None allowed only for the losses of a run that is not complete, and for the
-    back-prop loss of epoch 0, which has none). Shared by records and checkpoints."""
+    back-prop loss of epoch 0, which has none). Shared by records and checkpoints. exact=False: a method that
+    saves back-props (InfoBatch), whose epoch e ends after more back-props than epoch e-1 and at most e·N."""
     if not isinstance(history, list) or not history:
         raise ValueError(f"history must be a non-empty list of objects, got {_short(history)}")
     for e, entry in enumerate(history):
@@ -194,7 +197,8 @@ def check_history(history, n_batches, complete):
         if missing:
             raise ValueError(f"{where} lacks {missing}")
         _int(entry["epoch"], f"{where}: epoch", e, e)
-        _int(entry["backprops"], f"{where}: backprops", e * n_batches, e * n_batches)
+        low = e * n_batches if exact or e == 0 else history[e - 1]["backprops"] + 1
+        _int(entry["backprops"], f"{where}: backprops", low, e * n_batches)
         for key in ("train_loss", "test_loss"):
             _metric(entry[key], f"{where}: {key}", null_ok=not complete, low=0)
         _metric(entry["backprop_loss"], f"{where}: backprop_loss", null_ok=e == 0 or not complete, low=0)
@@ -270,11 +274,9 @@ def validate_record(record):
     for key in ("forward_s", "cpu_per_backprop_s"):
         if key in record:
             _metric(record[key], key, null_ok=False, low=0)
-    if complete and record["config"]["method"] == "selective" and record.get("backprop_samples") not in (
-            None, N * E * record["config"]["batch_size"]):
-        raise ValueError("a complete selective record must have back-propagated exactly N*E*B samples")
-    if complete and record["backprops"] != N * E:
-        raise ValueError("a complete record must have spent exactly N*E back-props")
+    method = methods.get(record["config"]["method"])
+    if complete:
+        method.check_record(record, N, E)  # its budget: exactly N*E back-props, or what it saved
     counts, ledger = record["batch_train_counts"], record["final_ledger_loss"]
     if len(counts) != N or not all(_is_int(c) and c >= 0 for c in counts) or sum(counts) != record["backprops"]:
         raise ValueError("batch_train_counts must have n_batches entries, integers >= 0 summing to backprops")
@@ -287,9 +289,13 @@ def validate_record(record):
                          f"got {_short(record['threads_used'])}")
     if "sweep" in record and not isinstance(record["sweep"].get("name"), str):
         raise ValueError("run record key 'sweep' must hold the run's name")
-    if len(record["history"]) != record["backprops"] // N + 1:
+    if not method.saves_backprops and len(record["history"]) != record["backprops"] // N + 1:
         raise ValueError("a record has one history entry per equivalent epoch it reached, plus epoch 0")
-    check_history(record["history"], N, complete)
+    check_history(record["history"], N, complete, exact=not method.saves_backprops)
+    last = record["history"][-1]["backprops"]
+    if len(record["history"]) > E + 1 or last > record["backprops"] or (complete and last != record["backprops"]):
+        raise ValueError("a record's history ends at its back-prop count (before it, if diverged), "
+                         "after at most E epochs")
     return record
 
 

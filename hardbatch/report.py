@@ -18,7 +18,7 @@ counted, never averaged in. docs/method.md states every definition.
 import math
 from collections import Counter, defaultdict
 
-from . import arms
+from . import arms, methods
 from .metrics import (MIN_SEEDS, converged, delta_e, excludes_zero, holm, mean_ci, paired_ci, target_level,
                       time_to_target, value_at)
 
@@ -136,7 +136,7 @@ def _block_rows(recs, tol, tail):
     for arm in sorted(set(by_arm) | set(diverged), key=lambda a: arms.sort_key(dict(a))):
         runs, st, a = by_arm.get(arm, {}), stats.get(arm, {}), dict(arm)
         n = len(runs)
-        at = {"hardbatch": a.get("delta"), "selective": _smallest_delta(by_arm)}.get(a["method"])  # δ to pair with
+        at = methods.get(a["method"]).paired_delta(a, _smallest_delta(by_arm))  # the δ to pair with
         control = arms.arm({**a, "method": "hardbatch", "select": "random", "delta": at}) if at else None
         ctrl = stats.get(control) if control != arm else None
         hardest = arms.arm({**a, "method": "hardbatch", "select": "hardest", "delta": at}) if at else None

@@ -1,18 +1,16 @@
-"""One training loop for both algorithms, read top to bottom.
+"""One training loop for every method, read top to bottom; nothing in it is specific to one method.
 
-Algorithm 1 (`method="minibatch"`): E passes over the N batches, in a new order each pass.
-Algorithm 2 (`method="hardbatch"`): one warm-up pass over all N batches that fills the
-ledger, then rounds that train the k batches a selection rule picks from the ledger,
-until exactly T = N·E back-props are spent. Selective-Backprop (`method="selective"`,
-chapter 6): batches of the partition are scored forward-only, in shuffled passes, and each
-sample is kept with probability CDF(loss)^β; every B kept samples make one back-prop, until
-the same T = N·E back-props (of B samples each) are spent. Both are evaluated every N back-props (an
-*equivalent epoch*), never every round, and only the training steps are timed.
+A method (hardbatch/methods/: Algorithm 1 `minibatch`, Algorithm 2 `hardbatch`, Selective-Backprop
+`selective`, InfoBatch `infobatch`, online batch selection `online`) says how the budget T = N·E
+back-props is spent. The loop is a queue of batch indices: when it runs empty, the method refills it
+with its next pass or round (`run.method.refill`); each back-prop trains the samples the method names
+(`samples`) on the loss it reduces (`loss`), and the method remembers what it needs (`after_step`).
+Runs are evaluated at the end of every equivalent epoch (every N back-props; for InfoBatch, which saves
+back-props, every pass), never every round, and only the training steps are timed.
 
-The loop is a queue of batch indices: when it runs empty, the next pass (Algorithm 1, the
-warm-up) or the next round (Algorithm 2) refills it. A `Run` holds all the state there is
-(model, optimiser, schedule, ledger, random generators, partition, queue, counters, history),
-so a checkpoint taken at an equivalent epoch resumes the run exactly. Chapters 1 and 4 teach this.
+A `Run` holds all the state there is (model, optimiser, schedule, ledger, random generators, partition,
+queue, counters, history, and its method's own state), so a checkpoint taken at an equivalent epoch
+resumes the run exactly. Chapters 1 and 4 teach this.
 """
 import math
 import time
@@ -25,36 +23,15 @@ import torch.nn.functional as F
 
 from . import __version__
 from .batches import make_partition
-from .budget import k_for
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import (ONLY_FOR_SELECT, RunConfig, available_cpus, omp_num_threads, resolve_device,
+from .config import (RunConfig, available_cpus, omp_num_threads, resolve_device,
                      resolve_threads)
 from .data import load_dataset, preprocess
+from .device import autocast, layout, sync
 from .ledger import Ledger
+from .methods import REGISTRY
+from .methods.base import Diverged
 from .models import check_fits, create_model
-from .selection import keep_samples, select
-
-
-class Diverged(RuntimeError):
-    """The loss became NaN or infinite."""
-
-
-def _autocast(cfg, device):
-    """bf16 autocast on GPUs that compute in bf16 natively (Ampere and later; Colab's T4 does not)."""
-    cuda = torch.device(device).type == "cuda"
-    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16,
-                          enabled=cfg.amp and cuda and torch.cuda.get_device_capability(device)[0] >= 8)
-
-
-def _layout(x):
-    """channels_last (B, H, W, C in memory): faster convolutions and pooling on GPUs and on CPUs alike
-    (1.5-2x per back-prop for the small CNN on digits, see benchmarks/step_time.py)."""
-    return x.contiguous(memory_format=torch.channels_last)
-
-
-def _sync(device):
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
 
 
 EVAL_BYTES = 2**30  # the activations one evaluation chunk may hold at once (an estimate, see eval_chunk)
@@ -80,8 +57,8 @@ def evaluate(model, x, y, data, cfg, batch_size=None):
     correct = torch.zeros((), device=x.device)
     for start in range(0, len(y), batch_size):
         xb = preprocess(x[start:start + batch_size], data, cfg.image_size)
-        with _autocast(cfg, x.device):
-            logits = model(_layout(xb))
+        with autocast(cfg, x.device):
+            logits = model(layout(xb))
         total_loss += F.cross_entropy(logits.float(), y[start:start + batch_size], reduction="sum")
         correct += (logits.argmax(1) == y[start:start + batch_size]).sum()
     model.train()
@@ -102,22 +79,16 @@ class Run:
     gen: torch.Generator  # partition, batch order, selection (on the host)
     aug_gen: torch.Generator  # augmentation (on the device)
     eval_idx: torch.Tensor  # the training images the train loss is measured on
-    k: int  # batches per round (N for Algorithm 1)
+    method: object = None  # how the budget is spent (methods/): set by start()
     step: int = 0  # back-props spent
     rounds: int = 0  # Algorithm 2's rounds after the warm-up
     queue: list = field(default_factory=list)  # batch indices still to train in this pass or round
-    epoch_batches: list = None  # this pass's batches when order="shuffled" (else the partition is used)
+    epoch_batches: list = None  # this pass's own batches, for a method that cuts them (else the partition)
     history: list = field(default_factory=list)  # one entry per equivalent epoch, from epoch 0
     train_s: float = 0.0  # seconds spent in training steps (wall clock)
     train_cpu_s: float = 0.0  # the same steps in this process's CPU time, which other processes do not inflate
     eval_s: float = 0.0  # seconds spent evaluating
     status: str = "complete"
-    # Selective-Backprop only (method="selective"): saved in checkpoints like the rest
-    candidates: list = field(default_factory=list)  # batches still to score in this pass
-    kept: torch.Tensor = None  # (≤ 2B-1,) sample indices kept, not yet back-propagated
-    recent: torch.Tensor = None  # (≤ window,) the latest sample losses, oldest first (float64, host)
-    forward_samples: int = 0  # samples scored forward-only
-    forward_s: float = 0.0  # seconds spent scoring (also inside train_s: scoring is part of training)
     step_model: torch.nn.Module = None  # the model the steps call (compiled when cfg.compile)
     threads_used: list = field(default_factory=list)  # torch's CPU thread counts, in the order they ran
     t_start: float = field(default_factory=time.perf_counter)
@@ -130,77 +101,30 @@ class Run:
     def T(self):
         return self.N * self.cfg.epochs  # the budget
 
-    def refill_queue(self):
-        """Queue the next pass (Algorithm 1, the warm-up) or the next round (Algorithm 2)."""
-        cfg, N = self.cfg, self.N
-        if cfg.method == "minibatch" and cfg.order == "shuffled":  # new batches from reshuffled samples
-            self.epoch_batches = [i.to(self.device) for i in
-                                  make_partition(len(self.data.y_train), cfg.batch_size, self.gen, cfg.drop_last)]
-            self.queue = list(range(N))
-        elif cfg.method == "selective":  # one back-prop at a time, once B samples are kept
-            self.queue = [self.score_until_full()]
-        elif cfg.method == "minibatch" or self.step < N:  # fixed batches, reshuffled order; or the warm-up
-            self.queue = torch.randperm(N, generator=self.gen).tolist()
-        else:
-            if not torch.isfinite(self.ledger.loss).all():  # one host sync per round, never per step
-                raise Diverged(f"a batch loss became non-finite before back-prop {self.step}")
-            self.rounds += 1
-            strength = {name: getattr(cfg, name) for name, rule in ONLY_FOR_SELECT.items() if rule == cfg.select}
-            self.queue = select(cfg.select, self.ledger, min(self.k, self.T - self.step), self.gen,
-                                **strength).tolist()
+    @property
+    def k(self):
+        return self.method.k  # batches per round (N for a method without rounds)
 
-    @torch.no_grad()
-    def score_until_full(self):
-        """Selective-Backprop: score batches of the partition forward-only (shuffled passes), keep each sample
-        with probability CDF(loss)^β over the `window` latest losses, until B samples are kept. Returns the
-        last batch scored (the ledger counts the back-prop there)."""
-        cfg = self.cfg
-        t0 = time.perf_counter()
-        while len(self.kept) < cfg.batch_size:
-            if not self.candidates:
-                self.candidates = torch.randperm(self.N, generator=self.gen).tolist()
-            i = self.candidates.pop(0)
-            idx = self.partition[i]
-            x = preprocess(self.data.x_train[idx], self.data, cfg.image_size)  # scored without augmentation
-            with _autocast(cfg, self.device):
-                losses = F.cross_entropy(self.step_model(_layout(x)).float(), self.data.y_train[idx], reduction="none")
-            losses = losses.double().cpu()  # (b,) one host sync per scored batch
-            if not torch.isfinite(losses).all():
-                raise Diverged(f"a sample loss became non-finite before back-prop {self.step}")
-            self.recent = torch.cat([self.recent, losses])[-cfg.window:]
-            keep = keep_samples(losses, self.recent, cfg.beta, self.gen)
-            self.kept = torch.cat([self.kept, idx[keep.to(idx.device)]])
-            self.ledger.loss[i] = losses.mean()  # the ledger holds each batch's latest scored loss
-            self.forward_samples += len(idx)
-        _sync(self.device)
-        self.forward_s += time.perf_counter() - t0
-        return i
+    def refill_queue(self):
+        """Queue the next pass or round, as the method says."""
+        self.queue = self.method.refill(self)
 
     def samples(self, i):
-        """The sample indices that back-prop on batch i trains: the seam for rules that choose samples
-        inside a batch (they replace this method); the whole batch here. Selective-Backprop: the first B
-        kept samples, whichever batches they came from."""
-        if self.cfg.method == "selective":
-            idx, self.kept = self.kept[:self.cfg.batch_size], self.kept[self.cfg.batch_size:]
-            return idx
-        return self.epoch_batches[i] if self.epoch_batches is not None else self.partition[i]
+        """The sample indices that back-prop on queue item i trains (the method's `samples`)."""
+        return self.method.samples(self, i)
 
     def backprop(self, i):
-        """One back-prop on batch i; returns its loss (a 0-d tensor on the device, never synced)."""
+        """One back-prop on queue item i; returns its loss (a 0-d tensor on the device, never synced)."""
         idx = self.samples(i)
         x = preprocess(self.data.x_train[idx], self.data, self.cfg.image_size, self.cfg.augment, self.aug_gen)
-        with _autocast(self.cfg, self.device):
-            loss = F.cross_entropy(self.step_model(_layout(x)).float(), self.data.y_train[idx])
+        with autocast(self.cfg, self.device):
+            loss, losses = self.method.loss(self, self.step_model(layout(x)).float(), self.data.y_train[idx], idx)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         if self.sched is not None:
             self.sched.step()
-        if self.cfg.method == "selective":  # count the back-prop at the batch that filled the buffer
-            self.ledger.train_count[i] += 1
-            self.ledger.last_scored[i] = self.step
-        else:
-            self.ledger.write(i, loss, self.step)
+        self.method.after_step(self, i, idx, loss, losses)
         self.step += 1
         return loss.detach()
 
@@ -212,7 +136,7 @@ class Run:
         train_loss, train_acc = evaluate(self.model, d.x_train[self.eval_idx], d.y_train[self.eval_idx], d, self.cfg)
         test_loss, test_acc = evaluate(self.model, d.x_test, d.y_test, d, self.cfg)
         self.eval_s += time.perf_counter() - t0
-        entry = {"epoch": self.step // self.N, "backprops": self.step, "train_loss": train_loss,
+        entry = {"epoch": self.method.epoch(self), "backprops": self.step, "train_loss": train_loss,
                  "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc,
                  "backprop_loss": backprop_loss, "train_s": self.train_s, "train_cpu_s": self.train_cpu_s,
                  "eval_s": self.eval_s,
@@ -225,13 +149,6 @@ class Run:
 
     def load(self, path):
         load_checkpoint(self, path)
-
-    def backprop_samples(self):
-        """Samples back-propagated so far: B per back-prop for Selective-Backprop; else each batch's size
-        times its train count (a pass with order="shuffled" cuts batches of the partition's sizes)."""
-        if self.cfg.method == "selective":
-            return self.step * self.cfg.batch_size
-        return sum(len(b) * int(c) for b, c in zip(self.partition, self.ledger.train_count.tolist()))
 
     def record(self):
         """The run record (see record.py)."""
@@ -246,8 +163,7 @@ class Run:
             "history": self.history,
             "time_per_backprop_s": self.train_s / max(1, self.step),
             "cpu_per_backprop_s": self.train_cpu_s / max(1, self.step),
-            "backprop_samples": self.backprop_samples(),
-            "forward_samples": self.forward_samples, "forward_s": self.forward_s,
+            **self.method.counters(self),
             "version": __version__,
             "torch": torch.__version__,
         }
@@ -286,10 +202,10 @@ def start(cfg, data=None, model=None):
         T = N * cfg.epochs
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, T) / T)))
     eval_idx = data.fixed_sample(len(data.y_train), cfg.train_eval_subset).to(device)
-    return Run(cfg, device, data, partition, model, opt, sched, Ledger(N, device), gen, aug_gen, eval_idx,
-               k=k_for(cfg.delta, N) if cfg.method == "hardbatch" else N,
-               step_model=torch.compile(model) if cfg.compile else model, threads_used=[torch.get_num_threads()],
-               kept=torch.zeros(0, dtype=torch.long, device=device), recent=torch.zeros(0, dtype=torch.double))
+    run = Run(cfg, device, data, partition, model, opt, sched, Ledger(N, device), gen, aug_gen, eval_idx,
+              step_model=torch.compile(model) if cfg.compile else model, threads_used=[torch.get_num_threads()])
+    run.method = REGISTRY[cfg.method](run)
+    return run
 
 
 def keep_threads(run):
@@ -333,10 +249,11 @@ def train(cfg=None, data=None, model=None, *, checkpoint=None, resume=False, pro
         name = label(cfg)
         bar = tqdm(total=run.T, initial=run.step, desc=name, unit="bp", leave=False)
     bp_loss_sum = torch.zeros((), device=run.device)  # running sum of back-propagated losses (on device)
-    _sync(run.device)
+    epoch_start = run.step  # the back-prop count at the start of this epoch
+    sync(run.device)
     t_seg, cpu_seg = time.perf_counter(), time.process_time()
     try:
-        while run.step < run.T:
+        while not run.method.finished(run):
             if not run.queue:
                 run.refill_queue()
             i = run.queue.pop(0)
@@ -346,12 +263,13 @@ def train(cfg=None, data=None, model=None, *, checkpoint=None, resume=False, pro
                 on_step(run.step, i, loss)
             if bar is not None:
                 bar.update(1)
-            if run.step % run.N == 0:  # an equivalent epoch: stop the clock, evaluate, checkpoint
-                _sync(run.device)
+            if run.method.epoch_ended(run):  # stop the clock, evaluate, checkpoint
+                sync(run.device)
                 run.train_s += time.perf_counter() - t_seg
                 run.train_cpu_s += time.process_time() - cpu_seg
-                entry = run.evaluate((bp_loss_sum / run.N).item())
+                entry = run.evaluate((bp_loss_sum / (run.step - epoch_start)).item())
                 bp_loss_sum.zero_()
+                epoch_start = run.step
                 if not all(math.isfinite(entry[key]) for key in ("train_loss", "backprop_loss")):
                     raise Diverged(f"the loss became {entry['backprop_loss']} by back-prop {run.step}")
                 if on_epoch is not None:

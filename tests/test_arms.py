@@ -10,15 +10,15 @@ import torch
 
 from hardbatch import RunConfig, arms, load_dataset
 from hardbatch.cli import main
-from hardbatch.config import ONLY_FOR, ONLY_FOR_SELECT
+from hardbatch.config import METHODS, ONLY_FOR, ONLY_FOR_SELECT
 from hardbatch.train import start
 
 
 def test_every_field_is_identity_or_execution():
     names = {f.name for f in fields(RunConfig)}
     assert set(arms.EXECUTION) <= names and set(arms.ALGORITHM) <= names
-    identity = set().union(*(arms.settings(c) for c in (RunConfig(), RunConfig(method="minibatch"),
-                                                         RunConfig(method="selective"), RunConfig(select="proportional"))))
+    identity = set().union(*(arms.settings(c) for c in [RunConfig(method=m) for m in METHODS]
+                             + [RunConfig(select="proportional")]))
     assert identity | set(arms.EXECUTION) == names
     assert not identity & set(arms.EXECUTION)
     for name in identity:  # changing any identity field changes the run (and its arm, unless it is the seed)
@@ -28,7 +28,8 @@ def test_every_field_is_identity_or_execution():
                  "select": "random", "delta": 0.5, "epochs": 3, "batch_size": 7, "lr": 0.1, "momentum": 0.5,
                  "weight_decay": 0.1, "seed": 4, "model": "resnet18", "dataset": "cifar10", "image_size": 32,
                  "augment": True, "lr_schedule": "cosine", "drop_last": True, "subset": 99,
-                 "train_eval_subset": 77, "test_subset": 55, "alpha": 2.0, "beta": 2.0, "window": 99}[name]
+                 "train_eval_subset": 77, "test_subset": 55, "alpha": 2.0, "beta": 2.0, "window": 99,
+                 "prune": 0.3, "anneal": 0.5, "pressure": 10.0, "recompute": 3}[name]
         rule = {"select": ONLY_FOR_SELECT[name]} if name in ONLY_FOR_SELECT else {}
         base = RunConfig(method=method, **rule)
         changed = RunConfig(**{**{k: v for k, v in base.to_dict().items() if k not in ONLY_FOR}, **rule, name: other})

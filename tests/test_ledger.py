@@ -18,6 +18,7 @@ from hardbatch.data import ImageData
 from hardbatch.ledger import Ledger
 
 train_module = importlib.import_module("hardbatch.train")
+hardbatch_method = importlib.import_module("hardbatch.methods.hardbatch")  # where Algorithm 2 calls select
 
 
 def replay(events, N):
@@ -87,7 +88,7 @@ def tiny_data(n=36, m=12, classes=3):
        E=st.integers(2, 4), B=st.integers(2, 8), seed=st.integers(0, 100))
 def test_ledger_after_a_run_matches_the_replay(tmp_path_factory, strategy, delta, E, B, seed):
     events, seen_by_select = [], []
-    real_select = train_module.select
+    real_select = hardbatch_method.select
 
     def spy_select(name, ledger, k, generator=None):
         seen_by_select.append((len(events), ledger.loss.tolist()))  # what the ledger held when the round was chosen
@@ -97,7 +98,7 @@ def test_ledger_after_a_run_matches_the_replay(tmp_path_factory, strategy, delta
     cfg = hb.RunConfig(method="hardbatch", select=strategy, delta=delta, epochs=E, batch_size=B, seed=seed,
                        device="cpu", lr=0.1)
     torch.manual_seed(0)
-    with mock.patch.object(train_module, "select", spy_select):
+    with mock.patch.object(hardbatch_method, "select", spy_select):
         record = hb.train(cfg, data=tiny_data(), model=nn.Sequential(nn.Flatten(), nn.Linear(16, 3)),
                           checkpoint=ckpt, on_step=lambda s, i, loss: events.append((s, i, loss.item())))
     N, T = record["n_batches"], record["backprops"]

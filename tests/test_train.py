@@ -24,6 +24,7 @@ from hardbatch import budget
 from hardbatch.data import ImageData
 
 train_module = importlib.import_module("hardbatch.train")  # `hardbatch.train` is also the function's name
+hardbatch_method = importlib.import_module("hardbatch.methods.hardbatch")  # where Algorithm 2 calls select
 
 
 def tiny_data(n=36, m=12, classes=3, seed=0):
@@ -71,14 +72,14 @@ def test_loop_spends_exactly_n_times_e_backprops(n, data, E, delta, arm, drop_la
     model[1].weight.register_hook(lambda g: backwards.__setitem__(0, backwards[0] + 1))
     steps, at_epoch, rounds = [], [], []
 
-    real_select = train_module.select
+    real_select = hardbatch_method.select
 
     def spy_select(name, ledger, k, generator=None):
         picked = real_select(name, ledger, k, generator)
         rounds.append(picked.tolist())
         return picked
 
-    with mock.patch.object(train_module, "select", spy_select):
+    with mock.patch.object(hardbatch_method, "select", spy_select):
         record = hb.train(cfg, data=tiny_data(n), model=model,
                           on_step=lambda s, i, loss: steps.append((s, i)),
                           on_epoch=lambda entry: at_epoch.append((entry["backprops"], backwards[0])))
