@@ -29,7 +29,7 @@ def test_every_field_is_identity_or_execution():
                  "weight_decay": 0.1, "seed": 4, "model": "resnet18", "dataset": "cifar10", "image_size": 32,
                  "augment": True, "lr_schedule": "cosine", "drop_last": True, "subset": 99,
                  "train_eval_subset": 77, "test_subset": 55, "alpha": 2.0, "beta": 2.0, "window": 99,
-                 "prune": 0.3, "anneal": 0.5, "pressure": 10.0, "recompute": 3}[name]
+                 "prune": 0.3, "anneal": 0.5, "prune_by": "random", "pressure": 10.0, "recompute": 3}[name]
         rule = {"select": ONLY_FOR_SELECT[name]} if name in ONLY_FOR_SELECT else {}
         base = RunConfig(method=method, **rule)
         changed = RunConfig(**{**{k: v for k, v in base.to_dict().items() if k not in ONLY_FOR}, **rule, name: other})
