@@ -10,7 +10,7 @@ cluster (sweeps on Ray) · paper · cli.
 import sys
 import types
 
-__version__ = "0.1.0"
+from .version import __version__  # the one place the version lives
 
 # Imported on first use (PEP 562), so that `import hardbatch` and the command line start in a blink and
 # Ctrl-C while torch loads is handled (hardbatch/__main__.py): each name below lives in the module it names.

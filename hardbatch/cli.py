@@ -15,11 +15,12 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from . import __version__, arms
+from . import arms
 from .config import RunConfig, fast_mode
-from .record import check_not_special, file_kind
+from .files import check_not_special, file_kind
 from .selection import STRATEGIES
 from .sweep import PAPER_BASE, PAPER_DATASETS, PAPER_DELTAS, PAPER_MODELS, RECIPES
+from .version import __version__
 
 DEFAULTS = RunConfig()
 

@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 from . import arms, methods
 from .metrics import (MIN_SEEDS, converged, delta_e, excludes_zero, holm, mean_ci, paired_ci, target_level,
                       time_to_target, value_at)
+from .records import read_records
 
 TOL, TAIL = 0.05, 0.2  # converged: the last 20 % of the epochs lower the train loss by < 5 % of its total drop
 
@@ -305,8 +306,6 @@ def multiplicity(tests):
 def compare_markdown(folder):
     """The README's `make compare` table, computed from a folder of its records: the table, the verdict's
     count of intervals against chance and Holm, and the torch thread count the numbers repeat with."""
-    from .paper import read_records
-
     records, _ = read_records(folder)
     rows = summarize(records)
     threads = sorted({r["config"].get("threads") for r in records}, key=str)

@@ -18,7 +18,10 @@ from collections import defaultdict
 from pathlib import Path
 
 from . import arms
+from .files import atomic_write
 from .metrics import area_log_loss, epochs_to_target, holm, mde, mean_ci, paired_test
+from .records import read_records
+from .report import compare_markdown
 
 TARGET = 99.0  # % train top-1: the fixed absolute target of endpoint C, the same for every arm and seed
 LAST = 3  # under a constant lr, P is the mean test top-1 of the last LAST evaluations
@@ -256,8 +259,6 @@ def setup(records):
 
 def report(folder):
     """The study's report (Markdown) from FOLDER/stage0 and FOLDER/main; the same records give the same bytes."""
-    from .paper import read_records
-
     folder = Path(folder)
     out = ["# The fitting-regime study", "",
            "Pre-registered in docs/method.md (\"The fitting-regime study\"): the endpoints, contrasts, seeds and "
@@ -288,8 +289,6 @@ def report(folder):
 
 def write(folder, out=None):
     """Write the report to OUT (default FOLDER/report/report.md) atomically; return its text."""
-    from .record import atomic_write
-
     text = report(folder)
     path = Path(out) if out else Path(folder) / "report" / "report.md"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -322,8 +321,6 @@ def results_markdown(root):
     """The README's Results table: one row per study in ROOT (underfitting/, fitting/), its regime measured
     from Algorithm 1's final train top-1, the two contrasts of the question, and a verdict worded within what
     the intervals support (a null names the gains it excludes and the MDE). Computed, so it cannot drift."""
-    from .paper import read_records
-
     root = Path(root)
     threads = set()  # torch threads of every run the table rests on, stated under it
     lines = ["| study | net, and does it fit its training set? | paired seeds | hardest δ=0.2 − Algorithm 1 "
@@ -379,8 +376,6 @@ def results_markdown(root):
 
 def replace_block(readme, name, text):
     """Replace what lies between the README's `<!-- NAME:start -->` and `<!-- NAME:end -->` markers by TEXT."""
-    from .record import atomic_write
-
     content = Path(readme).read_text()
     head, rest = content.split(f"<!-- {name}:start -->\n")
     _, tail = rest.split(f"<!-- {name}:end -->")
@@ -390,8 +385,6 @@ def replace_block(readme, name, text):
 def update_readme(readme="README.md", root="results", compare="docs/compare/records"):
     """Replace the README's Results table and its `make compare` table by the ones computed from the committed
     records (results/, and the records of the `make compare` run shown in docs/compare/records)."""
-    from .report import compare_markdown
-
     replace_block(readme, "results", results_markdown(root))
     if Path(compare).is_dir():
         replace_block(readme, "compare", compare_markdown(compare))

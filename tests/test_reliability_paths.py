@@ -24,12 +24,12 @@ RUN = ["run", "--epochs", "1", "--subset", "64", "--batch-size", "32", "--device
 def no_training(monkeypatch):
     """Make any training fail loudly: a check that should refuse 'before any work' did not."""
     import hardbatch.compare
-    import hardbatch.sweep
+    import hardbatch.runner
 
     def refuse(*args, **kwargs):
         raise AssertionError("training started although the command should have been refused first")
 
-    for module in (hardbatch.compare, hardbatch.sweep):
+    for module in (hardbatch.compare, hardbatch.runner):
         monkeypatch.setattr(module, "train", refuse)
 
 
