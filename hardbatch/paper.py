@@ -24,7 +24,7 @@ from . import arms
 from .files import atomic_write
 from .metrics import mean_ci
 from .records import read_records, shown  # noqa: F401 (hardbatch.paper.read_records: chapter 5)
-from .report import _pm, blocks, group, recipe, setting_label, summarize, to_markdown, verdict_markdown
+from .report import _pm, blocks, by_block, group, recipe, setting_label, summarize, to_markdown, verdict_markdown
 
 PAPER_TABLES = {"cifar10": "Table 3", "cifar100": "Table 4", "stl10": "Table 5"}
 PAPER_FIGURES = {("cifar10", "resnet18"): "Figures 1 and 3", ("stl10", "efficientnet_b4"): "Figure 4",
@@ -59,8 +59,7 @@ def table6(rows):
     and in relative % as the paper's Table 6 computes it (the change divided by the best δ's top-1: for
     ResNet-18 on CIFAR-100, (35.8 − 33.2)/35.8 = 7.26 %), with random at that δ."""
     out = []
-    for key in dict.fromkeys((r["dataset"], r["model"], r["setting"]) for r in rows):
-        rs = [r for r in rows if (r["dataset"], r["model"], r["setting"]) == key]
+    for key, rs in by_block(rows).items():
         base = next((r for r in rs if r["baseline"] and r["test_acc"]), None)
         hard = [r for r in rs if r["select"] == "hardest" and r["vs_baseline"]]
         if base is None or not hard:
@@ -68,7 +67,8 @@ def table6(rows):
         best = max(hard, key=lambda r: r["test_acc"][0])
         control = next((r for r in rs if r["select"] == "random" and r["delta"] == best["delta"] and r["test_acc"]),
                        None)
-        out.append({"dataset": key[0], "model": key[1], "setting": key[2], "baseline": base["test_acc"],
+        out.append({"dataset": base["dataset"], "model": base["model"], "setting": base["setting"], "block": key,
+                    "baseline": base["test_acc"],
                     "best_delta": best["delta"], "best": best["test_acc"], "change_pp": best["vs_baseline"],
                     "change_rel_pct": 100 * best["vs_baseline"][0] / best["test_acc"][0],
                     "random": control["test_acc"] if control else None, "vs_random": best["vs_random"],
@@ -90,9 +90,12 @@ def table1_markdown(rows):
 
 def table6_markdown(rows):
     """The paper's shape: models down, data sets across; the best δ's change in points and in relative %."""
+    shared = {}  # what a table shares: the block without its data set and model (grouped by key, headed by words)
+    for r in rows:
+        shared.setdefault(tuple(kv for kv in r["block"] if kv[0] not in ("dataset", "model")), []).append(r)
     out = []
-    for setting in sorted({r["setting"] for r in rows}):
-        rs = [r for r in rows if r["setting"] == setting]
+    for rs in sorted(shared.values(), key=lambda rs: rs[0]["setting"]):
+        setting = rs[0]["setting"]
         datasets = sorted({r["dataset"] for r in rs})
         cell = {(r["model"], r["dataset"]): r for r in rs}
         lines = [f"*{setting}* — test top-1 of the best δ of `hardest` minus Algorithm 1's: points (paired, "
@@ -116,8 +119,8 @@ def _flat(row):
     """A table row for CSV: (mean, half-width[, n]) become columns; nan and None become empty; keys are dropped."""
     out = {}
     for k, v in row.items():
-        if k == "arm" and isinstance(v, tuple):
-            continue  # the arm's key: its label is in "label"
+        if k in ("arm", "block") and isinstance(v, tuple):
+            continue  # the arm's or block's key: its words are in "label" and "setting"
         if isinstance(v, tuple) and len(v) in (2, 3):
             out[k], out[f"{k}_ci95"] = (("" if x != x else x) for x in v[:2])
         else:

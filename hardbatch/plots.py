@@ -428,14 +428,15 @@ def paired_differences(records, key="test_acc", title=None):
     from .metrics import excludes_zero
 
     runs = sorted((r for r in records if r["status"] == "complete"), key=lambda r: arms.sort_key(r["config"]))
-    base = {r["config"]["seed"]: r["history"][-1][key] for r in runs if arms.is_baseline(r["config"])}
-    by_arm = {}
+    pair = lambda c: (arms.block(c), c["seed"])  # an arm's run is paired with its own block's baseline, same seed
+    base = {pair(r["config"]): r["history"][-1][key] for r in runs if arms.is_baseline(r["config"])}
+    by_arm = {}  # by the arm's key, never its label: two arms that read the same stay two
     for r in runs:
-        if not arms.is_baseline(r["config"]) and r["config"]["seed"] in base:
-            entry = by_arm.setdefault(arms.label(r["config"]), {"config": r["config"], "diffs": []})
-            entry["diffs"].append(r["history"][-1][key] - base[r["config"]["seed"]])
+        if not arms.is_baseline(r["config"]) and pair(r["config"]) in base:
+            entry = by_arm.setdefault(arms.arm(r["config"]), {"config": r["config"], "diffs": []})
+            entry["diffs"].append(r["history"][-1][key] - base[pair(r["config"])])
     fig, ax = plt.subplots(figsize=(max(5.0, 1.0 * len(by_arm) + 2), 4))
-    for i, (name, entry) in enumerate(by_arm.items()):
+    for i, entry in enumerate(by_arm.values()):
         diffs, color = entry["diffs"], arm_color(entry["config"])
         spread = [i - 0.25 + 0.2 * j / max(1, len(diffs) - 1) for j in range(len(diffs))]
         ax.scatter(spread, diffs, color=color, s=18, alpha=0.7, zorder=2)
@@ -445,10 +446,10 @@ def paired_differences(records, key="test_acc", title=None):
             ax.errorbar(i + 0.15, mean, yerr=half, fmt="o", color=color, mfc=color if filled else "white",
                         capsize=4, zorder=3)
     ax.axhline(0, color="black", lw=0.8, ls="--")
-    ax.set_xticks(range(len(by_arm)), list(by_arm), rotation=30, ha="right")
+    ax.set_xticks(range(len(by_arm)), [arms.label(e["config"]) for e in by_arm.values()], rotation=30, ha="right")
     unit = " (points)" if key.endswith("_acc") else ""
     ax.set_ylabel(f"final {CURVE_NAMES.get(key, key).split(' (')[0]} − Algorithm 1's{unit}")
-    seeds = len(base)
+    seeds = len({seed for _, seed in base})
     ax.set_title(title or f"Each seed's difference from Algorithm 1 ({seeds} seeds): dots; mean and 95 % interval: "
                           f"bar (filled: excludes 0)", fontsize=9)
     fig.tight_layout()
