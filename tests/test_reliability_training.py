@@ -22,8 +22,8 @@ RUN = ["run", "--epochs", "2", "--subset", "64", "--batch-size", "32", "--device
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return hb.load_dataset("digits").subset(64)
+def digits(digits):
+    return digits.subset(64)
 
 
 # ------------------------------------------------------------------ class 4: accepted values that crashed training
