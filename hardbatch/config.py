@@ -7,8 +7,8 @@ Defaults suit the embedded digits data on a laptop CPU.
 
 Some knobs belong to one method only (the registry, methods/__init__.py, says which): `order` to
 Algorithm 1 (`minibatch`), `select` and `delta` to Algorithm 2 (`hardbatch`), `alpha` to Algorithm 2's
-`proportional` rule, `beta` and `window` to Selective-Backprop (`selective`), `prune` and `anneal` to
-InfoBatch (`infobatch`), `pressure` and `recompute` to online batch selection (`online`). They default
+`proportional` rule, `beta` and `window` to Selective-Backprop (`selective`), `prune`, `anneal` and `prune_by`
+to InfoBatch (`infobatch`), `pressure` and `recompute` to online batch selection (`online`). They default
 to None ("not given"); the method fills in its own defaults, and a knob given to a method that ignores
 it is refused, so two runs that differ only in a knob nobody reads can never be stored as two different runs.
 """
@@ -22,6 +22,7 @@ from pathlib import Path
 from .budget import check_delta
 from .data import DATASETS
 from .methods import METHOD_DEFAULTS, METHODS, ONLY_FOR  # noqa: F401 (derived from the methods' registry)
+from .methods.infobatch import PRUNE_BY
 from .selection import STRATEGIES
 
 ORDERS = ("fixed", "shuffled")  # Algorithm 1's two baselines
@@ -271,6 +272,8 @@ class RunConfig:
                          "(default 0.5)")
     anneal: float = _knob(None, _number(0, True, at_most=1), "infobatch only: the last fraction of the passes "
                           "trains on all data (default 0.125)")
+    prune_by: str = _knob(None, _one_of(PRUNE_BY), "infobatch only: loss = InfoBatch's rule (default); random = "
+                          "its control, as many samples pruned per pass, drawn from all samples, none rescaled", PRUNE_BY)
     pressure: float = _knob(None, _number(1, True, at_most=1e12), "online only: selection pressure s, the ratio "
                             "of the highest-ranked sample's probability to the lowest's (default 100)")
     recompute: int = _knob(None, _integer(0, 2**20), "online only: every this many equivalent epochs, score every "

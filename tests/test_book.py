@@ -11,8 +11,8 @@ page what a reader sees:
   least one for every chapter;
 - no error output and no traceback;
 - progress bars as text (book/text_progress.py): finished bars ("100%|"), never one stuck part-way;
-- every navigation link (the table of contents, previous/next, this page's contents) leads to a built page,
-  and to an anchor that exists there.
+- every navigation link (the table of contents, previous/next, this page's contents, links in the text) that
+  stays on the site leads to a built page, and to an anchor that exists there.
 
 Skips, saying why, without Jupyter Book (the book extra), or for the browser part, without Chromium or
 Playwright; .ci/run installs all three.
@@ -35,7 +35,9 @@ import yaml  # PyYAML comes with jupyterlab
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("0*.ipynb"))
-NAVIGATION = ".bd-header a[href], .bd-sidebar-primary a[href], .prev-next-area a[href], .bd-sidebar-secondary a[href]"
+# the header, the table of contents, previous/next, this page's contents, and the links in the text itself
+NAVIGATION = ", ".join(f"{part} a[href]" for part in (".bd-header", ".bd-sidebar-primary", ".prev-next-area",
+                                                      ".bd-sidebar-secondary", ".bd-article"))
 PART_WAY = re.compile(r"(?<![\d.])\d{1,2}%\|")  # a text bar short of 100 %: " 0%|", "33%|"
 
 

@@ -21,7 +21,7 @@ from test_no_sync import count_syncs, tiny_data
 
 OWN = {"hardbatch": {"delta": 0.5}, "infobatch": {"anneal": 0.25}}  # knobs that make the small runs telling
 OTHER = {"order": "shuffled", "select": "random", "delta": 0.5, "alpha": 2.0, "beta": 2.0, "window": 9,
-         "prune": 0.3, "anneal": 0.5, "pressure": 10.0, "recompute": 3}  # a value for every method's knob
+         "prune": 0.3, "anneal": 0.5, "prune_by": "random", "pressure": 10.0, "recompute": 3}  # a value for every method's knob
 
 
 def small(method, **kw):

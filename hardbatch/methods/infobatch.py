@@ -8,15 +8,22 @@ data, unweighted. The kept samples are shuffled into batches of B: a pass takes 
 InfoBatch *saves* back-props, and is judged on its own claim (test top-1 after E passes, at fewer back-props).
 Its record states what it saved (`samples_pruned`, `backprops_saved`). docs/method.md says where we differ
 from the authors' code.
+
+`prune_by="random"` is the control the paper compares with (dynamic random pruning at the same ratio): each
+pass prunes exactly as many samples as the loss rule would prune given the same latest losses, drawn uniformly
+from all samples, and rescales nothing. It asks whether the *choice* of samples matters, or only their number.
 """
 import torch
 
 from .base import PerSample, check, get, pass_batches, scored_samples
 
 
+PRUNE_BY = ("loss", "random")  # InfoBatch's rule, and its control (config.RunConfig.prune_by)
+
+
 class InfoBatch(PerSample):
     name = "infobatch"
-    knobs = {"prune": 0.5, "anneal": 0.125}
+    knobs = {"prune": 0.5, "anneal": 0.125, "prune_by": "loss"}
     order = 3
     saves_backprops = True
 
@@ -42,9 +49,13 @@ class InfoBatch(PerSample):
                 low = scored & (loss < loss[scored].mean())
             low_pos = low.nonzero().squeeze(1)
             n_keep = int((1 - run.cfg.prune) * len(low_pos))  # as InfoBatch: exactly this many stay
-            kept_low = low_pos[torch.randperm(len(low_pos), generator=run.gen)[:n_keep]]
-            keep = torch.cat([(~low).nonzero().squeeze(1), kept_low])
-            self.weight[pool[kept_low.to(pool.device)]] = 1 / (1 - run.cfg.prune)
+            if run.cfg.prune_by == "random":  # the control: as many pruned, drawn from all samples, no rescaling
+                n_pruned = len(low_pos) - n_keep
+                keep = torch.randperm(len(pool), generator=run.gen)[n_pruned:].sort().values
+            else:
+                kept_low = low_pos[torch.randperm(len(low_pos), generator=run.gen)[:n_keep]]
+                keep = torch.cat([(~low).nonzero().squeeze(1), kept_low])
+                self.weight[pool[kept_low.to(pool.device)]] = 1 / (1 - run.cfg.prune)
         order = keep[torch.randperm(len(keep), generator=run.gen)]
         run.epoch_batches = pass_batches(pool[order.to(pool.device)], run.cfg.batch_size)
         self.pruned += len(pool) - len(keep)
@@ -95,17 +106,28 @@ class InfoBatch(PerSample):
 
     @classmethod
     def label(cls, c):
-        anneal = get(c, "anneal")
-        return f"infobatch r={get(c, 'prune'):g}" + (f" anneal={anneal:g}" if anneal != cls.knobs["anneal"] else "")
+        anneal, name = get(c, "anneal"), "random pruning" if random_pruning(c) else "infobatch"
+        return f"{name} r={get(c, 'prune'):g}" + (f" anneal={anneal:g}" if anneal != cls.knobs["anneal"] else "")
 
     @classmethod
     def tag(cls, c):
-        return f"r{c['prune']:g}-a{c['anneal']:g}"
+        return f"r{c['prune']:g}-a{c['anneal']:g}" + ("-random" if random_pruning(c) else "")
 
     @classmethod
     def sort_key(cls, c):
-        return (False, "", get(c, "prune"), get(c, "anneal"))
+        return (False, "", random_pruning(c), get(c, "prune"), get(c, "anneal"))
 
     @classmethod
     def color(cls, c):
+        if random_pruning(c):  # greys: a control, like Algorithm 2's random
+            return ("Greys", 0.35 + 0.3 * float(get(c, "prune") or 0.5))
         return ("YlGnBu", 0.45 + 0.5 * float(get(c, "prune") or 0.5))
+
+    @classmethod
+    def color_key(cls, c):
+        return (random_pruning(c),)
+
+
+def random_pruning(c):
+    """True for the random-pruning control (a record that predates `prune_by` pruned by loss)."""
+    return get(c, "prune_by") == "random"
