@@ -83,4 +83,4 @@ fitting-stage0: $(BIN)/hardbatch
 report: $(BIN)/hardbatch
 	$(BIN)/hardbatch report results/underfitting --out results/underfitting/report
 	$(BIN)/hardbatch study results/fitting --out results/fitting/report/report.md > /dev/null
-	$(BIN)/python -c "from hardbatch.study import update_readme; update_readme('README.md', 'results')"
+	$(BIN)/python -c "from hardbatch.readme import update_readme; update_readme('README.md', 'results')"

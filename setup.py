@@ -22,9 +22,9 @@ LINK = re.compile(r"(?P<bang>!?)\[(?P<text>[^\]]*)\]\((?P<target>[^)\s]+)(?P<tit
 
 
 def version(root=HERE):
-    """__version__ from hardbatch/__init__.py, read as text (importing it would import torch)."""
-    m = re.search(r'^__version__ = "([^"]+)"$', (root / "hardbatch/__init__.py").read_text(), re.M)
-    assert m, "hardbatch/__init__.py must set __version__ = \"X.Y.Z\""
+    """__version__ from hardbatch/version.py, read as text (the one place it lives)."""
+    m = re.search(r'^__version__ = "([^"]+)"$', (root / "hardbatch/version.py").read_text(), re.M)
+    assert m, "hardbatch/version.py must set __version__ = \"X.Y.Z\""
     return m.group(1)
 
 

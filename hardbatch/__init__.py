@@ -1,16 +1,20 @@
 """hardbatch: train harder on the mini-batches with the highest loss.
 
-One module per idea, in the order the chapters teach them:
-batches (the fixed partition) · ledger (loss bookkeeping) · selection (which batches) ·
-budget (k, ζ, N·E back-props) · config (the knobs of a run) · arms (which runs are the same run,
-the same arm, the baseline) · train (Algorithms 1 and 2) · checkpoint · data · models · metrics ·
-record (run records) · report (paired tables) · plots · compare (the main job) · sweep · claims ·
-cluster (sweeps on Ray) · paper · cli.
+One module per idea, grouped so the layers show; no import runs in a circle, and none runs back up to this
+package (tests/test_layers.py checks):
+- the algorithm: batches (the fixed partition) · ledger (loss bookkeeping) · selection (which batches) ·
+  budget (k, ζ, N·E back-props) · methods/ (one file per way of spending the budget);
+- a run: config (the knobs of a run) · arms (which runs are the same run, the same arm, the baseline) · data ·
+  models · device · train (the loop) · checkpoint · record (one run record) · files (atomic, regular files only);
+- jobs: runner (one run of a sweep) · compare (the main job) · sweep · claims · cluster (sweeps on Ray);
+- reading results: records (a folder of records) · metrics · report (paired tables) · paper · study · readme ·
+  plots (and figures_batches, figures_ledger for the chapters' pictures);
+- the command line: cli · options · outputs · signals; teaching: widgets · chapters; version.
 """
 import sys
 import types
 
-__version__ = "0.1.0"
+from .version import __version__  # the one place the version lives
 
 # Imported on first use (PEP 562), so that `import hardbatch` and the command line start in a blink and
 # Ctrl-C while torch loads is handled (hardbatch/__main__.py): each name below lives in the module it names.

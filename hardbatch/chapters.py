@@ -57,7 +57,7 @@ def printed(notebook, cell_id):
 
 def update_readme_answer(readme, executed, cell_id="answer6code", block="chapter6"):
     """Put what an executed chapter's answer cell printed into the README, between its BLOCK markers."""
-    from .study import replace_block
+    from .readme import replace_block
 
     answer = printed(executed, cell_id)
     if not answer:

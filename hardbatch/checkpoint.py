@@ -15,7 +15,8 @@ import math
 import torch
 
 from .arms import settings
-from .record import atomic_write, check_history, open_regular
+from .files import atomic_write, open_regular
+from .record import check_history
 
 STATE = ("step", "rounds", "queue", "history", "train_s", "eval_s", "status")  # the Run's counters
 STATE_OPTIONAL = {"train_cpu_s": 0.0}  # counters newer than some checkpoints: their value when absent

@@ -4,7 +4,7 @@ Two sweeps on one folder, or a Ray task retried after its worker died, may reach
 once. Before training it, a sweep creates DIR/claims/NAME.claim atomically (`Claim.acquire`); a run
 whose claim a live other process holds is skipped; a claim whose owner died (no heartbeat for
 `CLAIM_STALE_S`, or a process of this host that has ended) is taken over, and the run resumes from
-its checkpoint. sweep.run_one uses it for every engine.
+its checkpoint. runner.run_one uses it for every engine.
 
 A claim is checked like any other file hardbatch reads: one that is a link or a special file (a named
 pipe would block a read for ever) is never read nor replaced but reported unusable (`UnusableClaim`), and
@@ -21,7 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
-from .record import file_kind
+from .files import file_kind
 
 CLAIM_STALE_S = 300.0  # a claim not refreshed for this long belongs to a dead or frozen sweep: taken over
 TAKEOVER_SETTLE_S = 0.5  # after renaming over a stale claim, wait this long before re-reading it

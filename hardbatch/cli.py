@@ -1,256 +1,22 @@
 """The command line: `hardbatch run`, `hardbatch compare` (the main job), `hardbatch sweep`, `hardbatch report`.
 
 Every bad value is caught at the boundary and reported in one line that names the value and
-what is allowed, with exit status 2 and no traceback. Output paths are checked before any work
-(a device, a named pipe or a folder where a file is to be written is refused). Ctrl-C (SIGINT)
-and SIGTERM stop a command with one line saying how to continue (exit 130 and 143).
+what is allowed, with exit status 2 and no traceback (the options and their checks: options.py). Output
+paths are checked before any work (outputs.py: a device, a named pipe or a folder where a file is to be
+written is refused). Ctrl-C (SIGINT) and SIGTERM stop a command with one line saying how to continue
+(signals.py; exit 130 and 143). This module says what each command does, in that order.
 """
-import argparse
-import os
 import signal
 import sys
-import tempfile
 import threading
 import time
-from dataclasses import fields
 from pathlib import Path
 
-from . import __version__, arms
-from .config import RunConfig, fast_mode
-from .record import check_not_special, file_kind
-from .selection import STRATEGIES
-from .sweep import PAPER_BASE, PAPER_DATASETS, PAPER_DELTAS, PAPER_MODELS, RECIPES
-
-DEFAULTS = RunConfig()
-
-
-def _parse(f, kind=None):
-    """argparse type for one RunConfig field (or an element of a list of them): the text as the field's
-    type, checked by the field's own check; a bad value is named as it was typed."""
-    kind = kind or f.type
-
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = text  # not a number: the check below names it
-        try:
-            return f.metadata["check"](f.name, value)
-        except ValueError:
-            try:
-                f.metadata["check"](f.name, text)  # the same complaint, quoting the text as typed
-            except ValueError as e:
-                raise argparse.ArgumentTypeError(str(e)) from None
-            raise
-    return parse
-
-
-FIELDS = {f.name: f for f in fields(RunConfig)}
-
-
-def add_config_options(parser, leave_out=(), defaults=None):
-    """One option per RunConfig field (name, type, help and choices from the field), except `leave_out`.
-
-    Every option defaults to None, "not given", so RunConfig fills in its own default and can tell a
-    knob that was given from one that was not (and refuse a knob the method ignores)."""
-    defaults = defaults or {}
-    for f in fields(RunConfig):
-        if f.name in leave_out:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        default = defaults.get(f.name, f.default)
-        shown = "" if default is None else f" (default: {default})"
-        help = f.metadata["help"].replace("%", "%%") + shown
-        if f.type is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help)
-        elif f.metadata["choices"]:
-            parser.add_argument(flag, choices=f.metadata["choices"], default=None, help=help)
-        else:
-            parser.add_argument(flag, type=_parse(f), default=None, metavar=f.name.upper(), help=help)
-
-
-def config_from(args, defaults=None, **fixed):
-    """The RunConfig of the options given (others: `defaults`, then RunConfig's own), plus `fixed`."""
-    given = {k: v for k, v in vars(args).items() if k in FIELDS and v is not None}
-    return RunConfig(**{**(defaults or {}), **given, **fixed})
-
-
-SWEEP_DEFAULTS = {**PAPER_BASE, "epochs": 100}
-JOB = arms.ALGORITHM + ("seed",)  # chosen per run by compare and sweep, not given once
-
-
-def _amount(text):
-    """argparse type of a Ray resource amount: a number ≥ 0 (fractions share a GPU or CPU)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value < 1e6:
-        raise argparse.ArgumentTypeError(f"must be a number of at least 0, got {text!r}")
-    return value
-
-
-def _arm(text):
-    """argparse type of an arm spec (arms.parse_arm): kept as typed once it parses."""
-    try:
-        arms.parse_arm(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return text
-
-
-def build_parser():
-    parser = argparse.ArgumentParser(prog="hardbatch", description="Train harder on the mini-batches with the highest loss.")
-    parser.add_argument("--version", action="version", version=f"hardbatch {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    run = sub.add_parser("run", help="one run; writes its run record")
-    add_config_options(run)
-    run.add_argument("--download", action="store_true",
-                     help="download a missing data set (needs internet; without it nothing is downloaded)")
-    run.add_argument("--out", default="runs/run.json", help="run record to write (JSON)")
-    run.add_argument("--checkpoint", default=None, help="checkpoint file, written every equivalent epoch")
-    run.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
-
-    delta, seed = _parse(FIELDS["delta"], float), _parse(FIELDS["seed"], int)
-    cmp_ = sub.add_parser("compare", help="the main job: Algorithm 1 vs Algorithm 2 over seeds, table + figure")
-    add_config_options(cmp_, leave_out=JOB)
-    cmp_.add_argument("--download", action="store_true", help="download a missing data set (needs internet)")
-    cmp_.add_argument("--deltas", type=delta, nargs="+", default=[0.8, 0.5, 0.2])
-    cmp_.add_argument("--strategies", choices=tuple(STRATEGIES), nargs="+", default=["hardest", "random"])
-    cmp_.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2], help="distinct seeds")
-    cmp_.add_argument("--betas", type=_parse(FIELDS["beta"], float), nargs="*", default=[],
-                      help="also Selective-Backprop (per sample, chapter 6) at these β (default: none); "
-                           "deprecated: --arms 'selective beta=B' says the same")
-    cmp_.add_argument("--arms", nargs="*", default=None, metavar="SPEC", type=_arm,
-                      help="the arms beside Algorithm 1 (fixed), each a method and its knobs, e.g. "
-                           "'hardbatch select=hardest delta=0.2' 'selective beta=1' 'infobatch prune=0.5' "
-                           "'online pressure=100'; instead of --deltas, --strategies and --betas")
-    cmp_.add_argument("--out", default="runs/compare", help="folder for records, table.md and compare.png")
-
-    sw = sub.add_parser("sweep", help="every run of a grid (default: the paper's), resumable; then the report",
-                        description="Algorithm 1, Algorithm 2 at each δ and the random control, for every model, "
-                                    "data set, recipe and seed. Runs already complete in --out are skipped, so the "
-                                    "same command continues a sweep that was stopped. Defaults: the paper's grid (its models, data "
-                                    "sets, δs, lr 0.005, batch 512, 128²); E = 100 is our reading, since the paper "
-                                    "states no E and its convergence epochs reach 100.")
-    add_config_options(sw, leave_out=JOB + ("model", "dataset", "augment", "lr_schedule"), defaults=SWEEP_DEFAULTS)
-    sw.add_argument("--models", nargs="+", default=list(PAPER_MODELS), help="small_cnn or timm names")
-    sw.add_argument("--datasets", nargs="+", choices=FIELDS["dataset"].metadata["choices"],
-                    default=list(PAPER_DATASETS))
-    sw.add_argument("--deltas", type=delta, nargs="+", default=None,
-                    help=f"δs of the hardest arm (default: the paper's, {' '.join(map(str, PAPER_DELTAS))})")
-    sw.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2], help="distinct seeds")
-    sw.add_argument("--arms", nargs="*", default=None, metavar="SPEC", type=_arm,
-                    help="the arms beside Algorithm 1 (fixed), each a method and its knobs, e.g. "
-                         "'minibatch order=shuffled' 'hardbatch select=random delta=0.2' 'selective beta=1'; "
-                         "instead of --deltas, --controls, --control-deltas and --betas (--arms alone: Algorithm 1 only)")
-    sw.add_argument("--controls", choices=tuple(STRATEGIES), nargs="*", default=None,
-                    help="control strategies (none: --controls with no name)")
-    sw.add_argument("--control-deltas", type=delta, nargs="+", default=None,
-                    help="δs of the controls (default: the smallest δ below 1)")
-    sw.add_argument("--recipes", choices=tuple(RECIPES), nargs="+", default=["paper"],
-                    help="paper: constant lr, no augmentation (our reading of the paper); "
-                         "tuned: cosine lr keyed to back-props + crop/flip")
-    sw.add_argument("--betas", type=_parse(FIELDS["beta"], float), nargs="*", default=[],
-                    help="also Selective-Backprop (chapter 6) at each β, beside the other arms of every seed")
-    sw.add_argument("--tuned-arms", nargs="+", default=None, metavar="LABEL",
-                    help="run the tuned recipe for these arms only, e.g. 'Algorithm 1 (fixed)' 'hardest δ=0.2'")
-    sw.add_argument("--data-root", default=None, help="where data sets live (default: $HARDBATCH_DATA or ~/.cache/hardbatch)")
-    sw.add_argument("--download", action="store_true", help="download missing data sets (needs internet)")
-    sw.add_argument("--no-checkpoints", action="store_true", help="do not checkpoint runs every equivalent epoch")
-    sw.add_argument("--dry-run", action="store_true", help="list the runs and which are done; run nothing")
-    sw.add_argument("--no-report", action="store_true", help="do not write OUT/report at the end")
-    sw.add_argument("--out", default="runs/sweep", help="folder for records/, checkpoints/, claims/ and report/ "
-                                                        "(with --engine ray: a folder every worker sees)")
-    sw.add_argument("--engine", choices=("local", "ray"), default="local",
-                    help="local: one run after another in this process; ray: one Ray task per run "
-                         "(needs pip install hardbatch[cluster])")
-    sw.add_argument("--address", default=None, metavar="HOST:PORT",
-                    help="with --engine ray: join this Ray cluster (ray start --head); default: start a local one")
-    sw.add_argument("--gpus-per-run", type=_amount, default=None, metavar="N",
-                    help="with --engine ray: GPUs each run asks for (default: 1 if the cluster has a GPU, else 0)")
-    sw.add_argument("--cpus-per-run", type=_amount, default=None, metavar="N",
-                    help="with --engine ray: CPUs each run asks for, and its CPU threads (default: 1)")
-
-    st = sub.add_parser("study", help="the pre-registered fitting-regime study's report from DIR/stage0 and DIR/main",
-                        description="Stage 0's lr rule, the arms' table and the eight Holm-adjusted tests of "
-                                    "docs/method.md (\"The fitting-regime study\"), from run records only.")
-    st.add_argument("dir", help="the study's folder (e.g. results/fitting), holding stage0/ and main/")
-    st.add_argument("--out", default=None, help="file to write (default: DIR/report/report.md)")
-
-    rep = sub.add_parser("report", help="the paper's tables (Markdown, CSV) and figures (PNG) from a folder of run records")
-    rep.add_argument("dir", help="folder of run records (read recursively)")
-    rep.add_argument("--out", default=None, help="folder to write (default: DIR/report)")
-    rep.add_argument("--no-figures", action="store_true", help="tables only")
-
-    ch = sub.add_parser("chapters", help="copy the six chapter notebooks into DIR (hardbatch/chapters.py)")
-    ch.add_argument("dir", help="folder to copy them into (created if missing)")
-    ch.add_argument("--overwrite", action="store_true", help="replace chapters already in DIR")
-    return parser
-
-
-def _check_writable(path, folder=False):
-    """Fail now, not after training, if `path` (a file, or a folder with folder=True) cannot be written:
-    a file that exists must be a regular file (a device or a named pipe is never replaced)."""
-    path = Path(path)
-    parent = path if folder else path.parent
-    try:
-        if not folder and path.is_dir():
-            raise ValueError("it is a folder; give a file name")
-        if not folder and path.exists() and not path.is_file():
-            raise ValueError(f"it is {file_kind(path.stat().st_mode)}, not a regular file; give a file name")
-        for above in (parent, *parent.parents):  # mkdir would only say "File exists"
-            if above.exists() and not above.is_dir():
-                kind = "a file" if above.is_file() else file_kind(above.stat().st_mode)
-                raise ValueError(f"{str(above)!r} is {kind}, not a folder")
-        parent.mkdir(parents=True, exist_ok=True)
-        # a probe named as atomic_write will name its temporary file (bad bytes, too long a name), gone on close
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{path.name}." if not folder else "tmp", suffix=".tmp"):
-            pass
-    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
-        raise ValueError(f"cannot write to {str(path)!r}: {getattr(e, 'strerror', None) or e}") from None
-
-
-def _same_file(a, b):
-    """True if paths `a` and `b` name one file (also through links or different spellings)."""
-    a, b = Path(a), Path(b)
-    try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
-    except (OSError, ValueError):
-        return False
-
-
-def _check_outputs(paths):
-    """Refuse, before any work, an output file that exists and is not a regular file."""
-    for path in paths:
-        check_not_special(path)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, turned into the same clean stop as Ctrl-C (KeyboardInterrupt), with its own exit status."""
-    signum = signal.SIGTERM
-
-
-_stopping = []  # the signals being handled; "said" once the stop's one line is printed; "program" (see main)
-
-
-def _on_signal(signum, frame):
-    """Ctrl-C (SIGINT) or SIGTERM: the first stops the command cleanly (KeyboardInterrupt, Terminated). In the
-    program, one more while it stops (Ctrl-C pressed twice) leaves at once, with the one line if it is not
-    printed yet; called in-process (a notebook), it is a KeyboardInterrupt again."""
-    if any(isinstance(s, int) for s in _stopping) and "program" in _stopping:
-        if "said" not in _stopping:
-            os.write(2, f"hardbatch: {signal.Signals(signum).name} again while stopping; stopped at once\n".encode())
-        os._exit(128 + signum)
-    _stopping.append(signum)
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-
-
-def _install_signal_handlers(program):
-    """Ctrl-C and SIGTERM handlers for this command; returns the previous ones, to put back."""
-    _stopping[:] = ["program"] if program else []
-    return {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+from . import arms, signals
+from .config import RunConfig, fast_mode, resolve_device, resolve_threads
+from .options import SWEEP_DEFAULTS, build_parser, config_from
+from .outputs import check_outputs, check_writable, same_file
+from .sweep import PAPER_DELTAS
 
 
 def _robust_output():
@@ -273,13 +39,11 @@ def _stopped(args, err):
                        f"runs the comparison again)",
             "sweep": "; finished runs are kept: the same command continues the sweep (a run from its checkpoint)",
             }.get(args.command, "")
-    return f"hardbatch: {args.command} {'terminated (SIGTERM)' if isinstance(err, Terminated) else 'interrupted'}{hint}\n"
+    return f"hardbatch: {args.command} {'terminated (SIGTERM)' if isinstance(err, signals.Terminated) else 'interrupted'}{hint}\n"
 
 
 def _check_threads(cfg):
     """Refuse now, not at the first run, a --threads or $OMP_NUM_THREADS above the CPUs this process may use."""
-    from .config import resolve_device, resolve_threads
-
     if resolve_device(cfg.device) == "cpu":
         resolve_threads(cfg.threads, cfg.model)
 
@@ -294,7 +58,7 @@ def _out_of_memory(e):
 def main(argv=None):
     in_main_thread = threading.current_thread() is threading.main_thread()
     # first: a Ctrl-C from now on is one line. argv None: the program itself (hardbatch, python -m hardbatch)
-    previous = _install_signal_handlers(program=argv is None) if in_main_thread else {}
+    previous = signals.install(program=argv is None) if in_main_thread else {}
     args = None
     try:
         _robust_output()
@@ -311,18 +75,14 @@ def main(argv=None):
         parser.exit(2, f"hardbatch: error: out of memory ({first}); try a smaller --batch-size or --image-size\n")
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated)
         code = 128 + int(getattr(e, "signum", signal.SIGINT))
-        line = (f"hardbatch: {'terminated (SIGTERM)' if isinstance(e, Terminated) else 'interrupted'}\n"
+        line = (f"hardbatch: {'terminated (SIGTERM)' if isinstance(e, signals.Terminated) else 'interrupted'}\n"
                 if args is None else _stopped(args, e))  # args is None: stopped while starting up
         sys.stderr.write(line)
         sys.stderr.flush()
-        _stopping.append("said")
+        signals.stopping.append("said")
         raise SystemExit(code) from None
     finally:
-        for sig, handler in previous.items():
-            if "program" in _stopping and "said" in _stopping:  # stopped on a signal: ignore more while Python exits
-                signal.signal(sig, signal.SIG_IGN)
-            else:  # called in-process (tests, a notebook): leave signals as they were
-                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        signals.restore(previous)
 
 
 def _run(args):
@@ -334,10 +94,10 @@ def _run(args):
     _check_threads(cfg)
     if args.resume and not args.checkpoint:
         raise ValueError("--resume needs --checkpoint FILE: the checkpoint to continue from")
-    _check_writable(args.out)
+    check_writable(args.out)
     if args.checkpoint:
-        _check_writable(args.checkpoint)
-        if _same_file(args.checkpoint, args.out):
+        check_writable(args.checkpoint)
+        if same_file(args.checkpoint, args.out):
             raise ValueError(f"--checkpoint and --out name the same file {args.checkpoint!r}; the checkpoint "
                              f"would overwrite the record: give two different files")
     data = load_dataset(cfg.dataset, download=args.download)
@@ -373,9 +133,9 @@ def _compare(args):
     configs = arms.job(base, tuple(args.deltas), tuple(args.strategies), tuple(args.seeds), tuple(args.betas),
                        args.arms)  # the plan, made once: checked here, run by compare()
     names = [arms.record_name(cfg) for cfg in configs]
-    _check_writable(out, folder=True)
-    _check_writable(out / "records", folder=True)
-    _check_outputs([out / "records" / f"{name}.json" for name in names]
+    check_writable(out, folder=True)
+    check_writable(out / "records", folder=True)
+    check_outputs([out / "records" / f"{name}.json" for name in names]
                    + [out / "table.md", out / "compare.png", out / "compare.tmp.png"])
     if args.download:  # fetch it once here; compare() then finds it on disk
         load_dataset(base.dataset, download=True)
@@ -434,8 +194,8 @@ def _sweep(args):
         except ImportError:
             raise ValueError("--engine ray needs Ray: pip install 'hardbatch[cluster]'") from None
     for folder in (out, out / "records", out / "checkpoints", out / "claims") + (() if args.no_report else (out / "report",)):
-        _check_writable(folder, folder=True)
-    _check_outputs([out / sub / f"{name}{ext}" for name, _ in runs
+        check_writable(folder, folder=True)
+    check_outputs([out / sub / f"{name}{ext}" for name, _ in runs
                     for sub, ext in (("records", ".json"), ("checkpoints", ".pt"), ("checkpoints", ".bad"))])
     summary = sweep(args.out, args.models, args.datasets, args.deltas, args.seeds, data_root=args.data_root,
                     download=args.download, checkpoints=not args.no_checkpoints, progress=sys.stderr.isatty(),
@@ -467,7 +227,7 @@ def _report(args):
 
     if not Path(args.dir).is_dir():
         raise ValueError(f"no such folder: {args.dir!r}")
-    _check_writable(args.out or Path(args.dir) / "report", folder=True)  # before reading any record
+    check_writable(args.out or Path(args.dir) / "report", folder=True)  # before reading any record
     report = write_report(args.dir, args.out, make_figures=not args.no_figures)
     print(report["markdown"])
     print(f"wrote {', '.join(str(p) for p in report['files'])}")

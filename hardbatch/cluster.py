@@ -1,7 +1,7 @@
 """The Ray engine of `hardbatch sweep --engine ray`: one Ray task per run, on one machine or a cluster.
 
 Why: the paper's grid is hundreds of GPU runs. A Ray task asks for the resources of one run (GPUs, CPUs),
-and Ray runs as many at once as the machines have. Each task calls `sweep.run_one`, the very function the
+and Ray runs as many at once as the machines have. Each task calls `runner.run_one`, the very function the
 local engine calls (claim -> train with checkpoint/resume -> atomic record -> release), so the guarantees
 are the same: one record per run, never trained twice. A worker killed mid-run: Ray retries its task
 (MAX_RETRIES); the retry finds the dead worker's claim (its process is gone, or its heartbeat stale) and
@@ -21,11 +21,17 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
+from . import arms
+from .claims import CLAIM_STALE_S
+from .config import available_cpus, default_threads, resolve_device
+from .data import load_dataset
+from .runner import run_one, warm_up
+
 MAX_RETRIES = 3  # a task whose worker died (killed, out of memory, node lost) runs again, from its checkpoint
 CONNECT_TIMEOUT_S = 10.0  # --address: how long to try to reach the cluster's head before giving up
 
 _DATA = {}  # per worker process: data sets already loaded, by (name, device)
-_WARMED = set()  # per worker process: blocks already warmed up (sweep.warm_up)
+_WARMED = set()  # per worker process: blocks already warmed up (runner.warm_up)
 
 
 class OutNotShared(ValueError):
@@ -80,11 +86,6 @@ def check_resources(nodes, cpus_per_run, gpus_per_run):
 
 def _task(out_dir, marker, name, cfg, data_root, checkpoints, stale_s):
     """One run, inside a Ray worker: the local engine's run_one, with data and warm-up cached per process."""
-    from . import arms
-    from .config import resolve_device
-    from .data import load_dataset
-    from .sweep import run_one, warm_up
-
     node = socket.gethostname()
     out = Path(out_dir)
     try:
@@ -117,9 +118,6 @@ def run_on_ray(out_dir, pending, *, address=None, gpus_per_run=None, cpus_per_ru
     A run on the CPU gets config.default_threads within its cpus_per_run (unless its config names its threads):
     1 for our small nets, as the local engine gives them, so both engines give the same numbers."""
     import ray
-
-    from .config import available_cpus, default_threads
-    from .claims import CLAIM_STALE_S
 
     if cpus_per_run <= 0:
         raise ValueError(f"cpus_per_run must be above 0, got {cpus_per_run}")

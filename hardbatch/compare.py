@@ -13,10 +13,12 @@ from tqdm.auto import tqdm
 from . import arms
 from .config import RunConfig
 from .data import load_dataset
+from .files import atomic_write
 from .plots import curves
-from .record import atomic_write, save_record
+from .record import save_record
 from .report import summarize, to_markdown, verdict
-from .sweep import seeded_order, warm_up
+from .runner import warm_up
+from .sweep import seeded_order
 from .train import train
 
 

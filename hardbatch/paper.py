@@ -17,103 +17,18 @@ record is listed and skipped; the same run found twice is counted once.
 import csv
 import hashlib
 import io
-import os
 import re
 from pathlib import Path
 
 from . import arms
+from .files import atomic_write
 from .metrics import mean_ci
-from .record import atomic_write, load_record, without_timing
-from .report import _pm, blocks, group, recipe, setting_label, summarize, to_markdown, verdict_markdown
+from .records import read_records, shown  # noqa: F401 (hardbatch.paper.read_records: chapter 5)
+from .report import _pm, blocks, by_block, group, recipe, setting_label, summarize, to_markdown, verdict_markdown
 
 PAPER_TABLES = {"cifar10": "Table 3", "cifar100": "Table 4", "stl10": "Table 5"}
 PAPER_FIGURES = {("cifar10", "resnet18"): "Figures 1 and 3", ("stl10", "efficientnet_b4"): "Figure 4",
                  ("cifar100", "resnet18"): "Figure 5"}
-
-
-# ---------------------------------------------------------------- reading
-
-def _shown(x):
-    """A path or message as text that can be printed and written: bytes of a file name that are not UTF-8
-    (kept by Python as surrogates) become U+FFFD."""
-    return os.fsencode(str(x)).decode("utf-8", "replace")
-
-
-def json_files(folder):
-    """(paths, unread): every *.json under `folder`, following links to folders (each folder read once, so
-    a link back up the tree is no loop), sorted; and [(folder, why)] for every folder that could not be read."""
-    files, unread, seen, stack = [], [], set(), [Path(folder)]
-    while stack:
-        here = stack.pop()
-        try:
-            st = here.stat()
-            if (st.st_dev, st.st_ino) in seen:
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            with os.scandir(here) as it:
-                entries = list(it)
-        except OSError as e:
-            unread.append((here, f"a folder that could not be read ({e.strerror or e}); records in it are left out"))
-            continue
-        for entry in entries:
-            try:
-                is_dir = entry.is_dir()  # follows a link
-            except OSError:
-                is_dir = False
-            if is_dir:
-                stack.append(Path(entry.path))
-            elif entry.name.endswith(".json"):
-                files.append(Path(entry.path))
-            elif entry.is_symlink() and not os.path.exists(entry.path):  # perhaps a folder, now gone
-                unread.append((Path(entry.path), f"a link to {os.readlink(entry.path)!r}, which does not exist; "
-                                                 f"nothing was read there"))
-    return sorted(files), unread
-
-
-NOT_NUMBERS = ("config", "sweep", "version", "torch", "threads_used")  # what may differ between copies of one run
-
-
-def _numbers(record):
-    return without_timing({k: v for k, v in record.items() if k not in NOT_NUMBERS})
-
-
-def _own_name(path, record):
-    try:
-        return path.name == f"{arms.record_name(record['config'])}.json"
-    except (ValueError, KeyError, TypeError):
-        return False
-
-
-def read_records(folder):
-    """(records, skipped): every run record in `folder` (recursively, through links to folders) and
-    [(path, why)] for the rest: files that are not records, folders that could not be read, and copies of
-    a run already counted. Of several copies of one run, the complete one is used before a diverged one,
-    then the one under the run's own name (arms.record_name), then the first; a copy whose numbers differ
-    from the one used is listed as disagreeing, never silently dropped."""
-    paths, skipped = json_files(folder)
-    copies = {}  # run key -> [(path, record)], in the order first found
-    for path in paths:
-        try:
-            record = load_record(path)
-        except ValueError as e:
-            skipped.append((path, _shown(str(e).removeprefix(f"{path}: "))))
-            continue
-        copies.setdefault(arms.run_key(record["config"]), []).append((path, record))
-    records = []
-    for found in copies.values():
-        rank = {id(r): (r["status"] != "complete", not _own_name(p, r), i) for i, (p, r) in enumerate(found)}
-        used_path, used = min(found, key=lambda pr: rank[id(pr[1])])
-        records.append(used)
-        for path, record in found:
-            if record is used:
-                continue
-            if _numbers(record) == _numbers(used):
-                skipped.append((path, f"the same run as {_shown(used_path.name)}, counted once"))
-            else:
-                status = "" if record["status"] == used["status"] else f" ({record['status']})"
-                skipped.append((path, f"disagrees with {_shown(used_path)}, a copy of the same run with other "
-                                      f"numbers{status}: {_shown(used_path.name)} is used; check which is right"))
-    return records, skipped
 
 
 # ---------------------------------------------------------------- tables
@@ -144,8 +59,7 @@ def table6(rows):
     and in relative % as the paper's Table 6 computes it (the change divided by the best δ's top-1: for
     ResNet-18 on CIFAR-100, (35.8 − 33.2)/35.8 = 7.26 %), with random at that δ."""
     out = []
-    for key in dict.fromkeys((r["dataset"], r["model"], r["setting"]) for r in rows):
-        rs = [r for r in rows if (r["dataset"], r["model"], r["setting"]) == key]
+    for key, rs in by_block(rows).items():
         base = next((r for r in rs if r["baseline"] and r["test_acc"]), None)
         hard = [r for r in rs if r["select"] == "hardest" and r["vs_baseline"]]
         if base is None or not hard:
@@ -153,7 +67,8 @@ def table6(rows):
         best = max(hard, key=lambda r: r["test_acc"][0])
         control = next((r for r in rs if r["select"] == "random" and r["delta"] == best["delta"] and r["test_acc"]),
                        None)
-        out.append({"dataset": key[0], "model": key[1], "setting": key[2], "baseline": base["test_acc"],
+        out.append({"dataset": base["dataset"], "model": base["model"], "setting": base["setting"], "block": key,
+                    "baseline": base["test_acc"],
                     "best_delta": best["delta"], "best": best["test_acc"], "change_pp": best["vs_baseline"],
                     "change_rel_pct": 100 * best["vs_baseline"][0] / best["test_acc"][0],
                     "random": control["test_acc"] if control else None, "vs_random": best["vs_random"],
@@ -175,9 +90,12 @@ def table1_markdown(rows):
 
 def table6_markdown(rows):
     """The paper's shape: models down, data sets across; the best δ's change in points and in relative %."""
+    shared = {}  # what a table shares: the block without its data set and model (grouped by key, headed by words)
+    for r in rows:
+        shared.setdefault(tuple(kv for kv in r["block"] if kv[0] not in ("dataset", "model")), []).append(r)
     out = []
-    for setting in sorted({r["setting"] for r in rows}):
-        rs = [r for r in rows if r["setting"] == setting]
+    for rs in sorted(shared.values(), key=lambda rs: rs[0]["setting"]):
+        setting = rs[0]["setting"]
         datasets = sorted({r["dataset"] for r in rs})
         cell = {(r["model"], r["dataset"]): r for r in rs}
         lines = [f"*{setting}* — test top-1 of the best δ of `hardest` minus Algorithm 1's: points (paired, "
@@ -201,8 +119,8 @@ def _flat(row):
     """A table row for CSV: (mean, half-width[, n]) become columns; nan and None become empty; keys are dropped."""
     out = {}
     for k, v in row.items():
-        if k == "arm" and isinstance(v, tuple):
-            continue  # the arm's key: its label is in "label"
+        if k in ("arm", "block") and isinstance(v, tuple):
+            continue  # the arm's or block's key: its words are in "label" and "setting"
         if isinstance(v, tuple) and len(v) in (2, 3):
             out[k], out[f"{k}_ci95"] = (("" if x != x else x) for x in v[:2])
         else:
@@ -262,7 +180,7 @@ def write_report(folder, out=None, make_figures=True):
     folder = Path(folder)
     records, skipped = read_records(folder)
     if not records:
-        unreadable = "; ".join(f"{_shown(path.name)}: {why}" for path, why in skipped[:3])
+        unreadable = "; ".join(f"{shown(path.name)}: {why}" for path, why in skipped[:3])
         more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
         raise ValueError(f"no run records found in {str(folder)!r}"
                          + (f" ({len(skipped)} unreadable .json files: {unreadable}{more})" if skipped else ""))
@@ -276,7 +194,7 @@ def write_report(folder, out=None, make_figures=True):
     md = [f"# Results from {len(records)} run records", "",
           f"{len(records) - n_div} complete, {n_div} diverged (counted, never averaged in)"
           + (f"; {len(skipped)} file(s) skipped" if skipped else "") + f"; seeds {', '.join(map(str, seeds))}."]
-    md += [f"- skipped `{_shown(p.relative_to(folder) if p.is_relative_to(folder) else p)}`: {why}"
+    md += [f"- skipped `{shown(p.relative_to(folder) if p.is_relative_to(folder) else p)}`: {why}"
            for p, why in skipped]
     md += ["", "## Verdict", "", verdict_markdown(rows)]
     md += ["", "## Table 1 — time per back-prop", "",

@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 from . import arms, methods
 from .metrics import (MIN_SEEDS, converged, delta_e, excludes_zero, holm, mean_ci, paired_ci, target_level,
                       time_to_target, value_at)
+from .records import read_records
 
 TOL, TAIL = 0.05, 0.2  # converged: the last 20 % of the epochs lower the train loss by < 5 % of its total drop
 
@@ -142,9 +143,9 @@ def _block_rows(recs, tol, tail):
         hardest = arms.arm({**a, "method": "hardbatch", "select": "hardest", "delta": at}) if at else None
         hard = stats.get(hardest) if hardest != arm else None
         is_base = arm == base_arm
-        row = {"dataset": a["dataset"], "model": a["model"], "setting": setting_label(a), "arm": arm,
-               "label": arm_label(arm), "method": a["method"], "select": a.get("select"), "delta": a.get("delta"),
-               "baseline": is_base, "seeds": n, "diverged": diverged[arm],
+        row = {"dataset": a["dataset"], "model": a["model"], "setting": setting_label(a), "block": arms.block(a),
+               "arm": arm, "label": arm_label(arm), "method": a["method"], "select": a.get("select"),
+               "delta": a.get("delta"), "baseline": is_base, "seeds": n, "diverged": diverged[arm],
                "converged": len(st.get("converged", {})),
                "test_acc": mean_ci(st["acc"].values()) if n else None,
                "train_acc": mean_ci(st["train_acc"].values()) if n else None,
@@ -202,12 +203,20 @@ COLUMNS = ("arm", "seeds", "converged", "test top-1 (%)", "− Algorithm 1 (poin
            "top-1 − Algorithm 1's at equal training s")
 
 
+def by_block(rows):
+    """{block key (arms.block): its rows}, in the order the rows come. Rows are grouped by the key, never by the
+    words of their heading: two settings that read the same stay two tables."""
+    out = {}
+    for r in rows:
+        out.setdefault(r["block"], []).append(r)
+    return out
+
+
 def to_markdown(rows):
     """One Markdown table per block, headed by what the block's runs share."""
     out = []
-    for setting in dict.fromkeys((r["dataset"], r["model"], r["setting"]) for r in rows):
-        rs = [r for r in rows if (r["dataset"], r["model"], r["setting"]) == setting]
-        lines = [f"**{setting[1]} on {setting[0]}** ({setting[2]})", "",
+    for rs in by_block(rows).values():
+        lines = [f"**{rs[0]['model']} on {rs[0]['dataset']}** ({rs[0]['setting']})", "",
                  "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
         for r in rs:
             e = _pm(r["e"], 2) if r["e"] is not None else r.get("e_note", "-")
@@ -265,8 +274,8 @@ def verdict(rows):
     many that would be by chance, and which survive Holm's correction for all of them (docs/method.md)."""
     out, tests, block = [], [], None
     for r in rows:
-        if (r["model"], r["dataset"], r["setting"]) != block:
-            block = (r["model"], r["dataset"], r["setting"])
+        if r["block"] != block:
+            block = r["block"]
             out.append(f"{r['model']} on {r['dataset']} ({r['setting']}):")
         if r["baseline"]:
             continue
@@ -305,8 +314,6 @@ def multiplicity(tests):
 def compare_markdown(folder):
     """The README's `make compare` table, computed from a folder of its records: the table, the verdict's
     count of intervals against chance and Holm, and the torch thread count the numbers repeat with."""
-    from .paper import read_records
-
     records, _ = read_records(folder)
     rows = summarize(records)
     threads = sorted({r["config"].get("threads") for r in records}, key=str)

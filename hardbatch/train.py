@@ -21,7 +21,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import __version__
 from .batches import make_partition
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import (RunConfig, available_cpus, omp_num_threads, resolve_device,
@@ -32,6 +31,7 @@ from .ledger import Ledger
 from .methods import REGISTRY
 from .methods.base import Diverged
 from .models import check_fits, create_model
+from .version import __version__
 
 
 EVAL_BYTES = 2**30  # the activations one evaluation chunk may hold at once (an estimate, see eval_chunk)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from IPython.display import Image, Pretty, display
 
-from . import arms, plots
+from . import arms, figures_batches, figures_ledger, plots
 from .batches import n_batches
 from .budget import k_for, plan, round_sizes
 from .data import preprocess
@@ -192,7 +192,7 @@ def partition_explorer(cfg, data, epochs=3):
         last = n - (N - 1) * batch_size
         print(f"B = {batch_size}: N = ceil({n} / {batch_size}) = {N} mini-batches (the last holds {last} "
               f"samples); one epoch = {N} back-props, {epochs} epochs = {N * epochs} back-props")
-        return plots.partition_figure(replace(cfg, batch_size=batch_size), data, epochs)
+        return figures_batches.partition_figure(replace(cfg, batch_size=batch_size), data, epochs)
 
     return show
 
@@ -213,7 +213,7 @@ def ledger_explorer(trace, n_batches, k):
         picked = hardest(ledger, k) if full else None  # the next round's choice, once every entry is written
         print(f"after back-prop {t} (equivalent epoch {t / n_batches:.2f}): {written} of {n_batches} entries "
               f"written; the next round would train batches {sorted(picked.tolist()) if full else '-'}")
-        return plots.ledger_bars(ledger.loss, staleness=ledger.staleness(t), selected=picked,
+        return figures_ledger.ledger_bars(ledger.loss, staleness=ledger.staleness(t), selected=picked,
                                  title=f"The ledger after back-prop {t} of {T}")
 
     return show
@@ -242,7 +242,7 @@ def selection_explorer(runs, make_run=None):
         starved = int(trace.ledger(N).starved().sum())
         print(f"δ = {key:.2f}: selected k = {k} of N = {N} batches per round; ζ = {record['rounds']} rounds "
               f"after the warm-up; {starved} of {N} batches starved (never trained after the warm-up)")
-        return plots.selection_figure(trace, N, k,
+        return figures_ledger.selection_figure(trace, N, k,
                                       title=f"δ = {key:.2f}: selected k = {k} of N = {N} batches, "
                                             f"{record['rounds']} rounds")
 
@@ -261,7 +261,7 @@ def control_explorer(runs):
         print(f"{select}: k = {k} of N = {N} per round; {int(ledger.starved().sum())} starved batches; "
               f"the most-trained batch ran {int(ledger.train_count.max())} times; final test top-1 "
               f"{record['history'][-1]['test_acc']:.1f} %")
-        return plots.selection_figure(trace, N, k, title=f"{select} at δ = {record['config']['delta']:g}")
+        return figures_ledger.selection_figure(trace, N, k, title=f"{select} at δ = {record['config']['delta']:g}")
 
     return show
 
@@ -282,7 +282,7 @@ def budget_explorer():
         print(f"  ζ = ceil((E−1)·N / k) = {p['zeta']} rounds after the warm-up (the paper's (E−1)/δ = {p['paper_zeta']:.2f})")
         print(f"  last round trains {p['last_round']} batches" + ("" if p["last_round"] == p["k"] else " (truncated)"))
         print(f"  back-props: {N} (warm-up) + {sum(sizes)} (rounds) = {N + sum(sizes)} = N·E = {p['T']}")
-        return plots.budget_figure(N, E, delta)
+        return figures_ledger.budget_figure(N, E, delta)
 
     return show
 

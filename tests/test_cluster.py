@@ -103,17 +103,18 @@ def test_a_dead_owners_claim_is_taken_over_at_once(tmp_path):
 TWO_SWEEPS = """
 import json, sys, time
 from pathlib import Path
+import hardbatch.runner as runner
 import hardbatch.sweep as sw
 from hardbatch import claims
 from hardbatch import RunConfig
 out, me, base, grid = Path(sys.argv[1]), sys.argv[2], RunConfig.from_dict(json.loads(sys.argv[3])), json.loads(sys.argv[4])
-real = sw.train
+real = runner.train
 def counting(cfg, **kw):  # every training of a run (warm-ups excluded) appends its name to one file
     if kw.get("checkpoint") is not None or "resume" in kw:
         with open(out / "trainings.txt", "a") as f:
             f.write(sw.arms.record_name(cfg) + "\\n")
     return real(cfg, **kw)
-sw.train = counting
+runner.train = counting
 (out / f"ready-{me}").touch()
 while len(list(out.glob("ready-*"))) < 2:  # start together
     time.sleep(0.01)

@@ -6,11 +6,6 @@ import hardbatch as hb
 from hardbatch.data import preprocess
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return hb.load_dataset("digits")
-
-
 def test_shapes_and_types(digits):
     assert digits.x_train.shape == (1297, 1, 8, 8) and digits.x_test.shape == (500, 1, 8, 8)
     assert digits.x_train.dtype == digits.x_test.dtype == torch.uint8

@@ -20,8 +20,8 @@ from helpers import run_main as _main
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return hb.load_dataset("digits").subset(320)  # N = 20 batches of 16
+def digits(digits):
+    return digits.subset(320)  # N = 20 batches of 16
 
 
 class PoisonedAfter(nn.Module):

@@ -9,7 +9,7 @@ name another repository or another version than the package says, and a book (bo
 "Read it" badge that points at another site than the repository's GitHub Pages.
 
 `pyproject.toml` is the one source of truth for the address (`[project.urls] Repository`) and the
-bounds; `hardbatch/__init__.py`'s `__version__` (which pyproject reads) gives the tag `v<version>` that
+bounds; `hardbatch/version.py`'s `__version__` (which pyproject reads) gives the tag `v<version>` that
 the Colab and Binder badges open and the Colab install line installs: the release step creates that
 tag, so on release day all three name the same released files. Each check is a small function returning
 a list of problems, so the tests below can show that a deliberately drifted copy is caught.
@@ -44,8 +44,8 @@ NOT_IN_CONDA = {"playwright": "drives Chromium for tests/test_browser.py only, w
 
 def package_version(root: Path = ROOT) -> str:
     """hardbatch's __version__, read as text (pyproject.toml's version is dynamic: it reads the same line)."""
-    m = re.search(r'^__version__ = "([^"]+)"$', (root / "hardbatch/__init__.py").read_text(), re.M)
-    assert m, "hardbatch/__init__.py must set __version__ = \"X.Y.Z\""
+    m = re.search(r'^__version__ = "([^"]+)"$', (root / "hardbatch/version.py").read_text(), re.M)
+    assert m, "hardbatch/version.py must set __version__ = \"X.Y.Z\""
     return m.group(1)
 
 

@@ -49,7 +49,7 @@ SETUP = load_setup()
 def test_the_version_lives_in_one_place():
     project = PYPROJECT["project"]
     assert "version" not in project and "version" in project["dynamic"]
-    assert PYPROJECT["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "hardbatch.__version__"}
+    assert PYPROJECT["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "hardbatch.version.__version__"}
     assert re.fullmatch(r"\d+\.\d+\.\d+", VERSION) and SETUP.version() == VERSION
 
 
@@ -196,7 +196,7 @@ def test_release_checklist_names_this_version_and_real_files():
     paths = {token for span in code for token in span.split()
              if re.fullmatch(r"[\w.*/-]+", token) and ("/" in token or re.search(r"\.(py|cff|md|toml|txt|yml)$", token))
              and not token.startswith(("dist/", "/tmp/"))}
-    assert {"hardbatch/__init__.py", "CITATION.cff", "notebooks/*.ipynb", "tests/test_release.py"} <= paths
+    assert {"hardbatch/version.py", "CITATION.cff", "notebooks/*.ipynb", "tests/test_release.py"} <= paths
     missing = [p for p in sorted(paths) if not list(ROOT.glob(p))]
     assert missing == [], f"the checklist names files that do not exist: {missing}"
     assert f"dist/{WHEEL}" in section, f"the checklist's wheel must be the one the build makes, {WHEEL}"

@@ -53,11 +53,6 @@ def argv_of(cfg):
     return argv
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return hb.load_dataset("digits")
-
-
 def checkpoint_of(cfg, digits, tmp_path_factory):
     """A real checkpoint of `cfg`, taken at equivalent epoch 1 of 2 (the run was stopped in epoch 2)."""
     ck = tmp_path_factory.mktemp("ck") / "ck.pt"

@@ -1,7 +1,7 @@
 """Class 1 of issue 12, and the I/O half of class 8: special output paths, a full disk, an ASCII terminal.
 
 hardbatch writes regular files only: an existing --out, --checkpoint or report path that is a device,
-a named pipe or a folder is refused before any work (exit 2), and record.atomic_write itself never
+a named pipe or a folder is refused before any work (exit 2), and files.atomic_write itself never
 replaces one. `report` skips a named pipe called x.json (opening it would wait forever). A full disk
 names the file being written; help texts with δ, ², · and ± print on an ASCII-only terminal.
 """
@@ -15,7 +15,7 @@ import threading
 import pytest
 
 import hardbatch as hb
-from hardbatch import record
+from hardbatch import files
 from helpers import run_main
 
 RUN = ["run", "--epochs", "1", "--subset", "64", "--batch-size", "32", "--device", "cpu"]
@@ -24,12 +24,12 @@ RUN = ["run", "--epochs", "1", "--subset", "64", "--batch-size", "32", "--device
 def no_training(monkeypatch):
     """Make any training fail loudly: a check that should refuse 'before any work' did not."""
     import hardbatch.compare
-    import hardbatch.sweep
+    import hardbatch.runner
 
     def refuse(*args, **kwargs):
         raise AssertionError("training started although the command should have been refused first")
 
-    for module in (hardbatch.compare, hardbatch.sweep):
+    for module in (hardbatch.compare, hardbatch.runner):
         monkeypatch.setattr(module, "train", refuse)
 
 
@@ -88,18 +88,18 @@ def test_checkpoint_equal_to_out_is_refused(spelling, tmp_path, capsys):
 
 def test_atomic_write_never_replaces_a_special_file(fifo, tmp_path):
     with pytest.raises(ValueError, match="named pipe, not a regular file"):
-        record.atomic_write(fifo, "data")
+        files.atomic_write(fifo, "data")
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     folder = tmp_path / "a-folder.json"
     folder.mkdir()
     with pytest.raises(ValueError, match="a folder, not a regular file"):
-        record.atomic_write(folder, "data")
+        files.atomic_write(folder, "data")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder.json", "pipe.json"]  # no temporary file left
 
 
 def test_atomic_write_never_replaces_a_device(device_file):
     with pytest.raises(ValueError, match="character device, not a regular file"):
-        record.atomic_write(device_file, b"data")
+        files.atomic_write(device_file, b"data")
     assert is_char_device(device_file)
 
 
@@ -187,7 +187,7 @@ def test_a_full_disk_names_the_file(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(os, "fsync", full)
     with pytest.raises(OSError, match=r"No space left on device.*r\.json") as e:
-        record.atomic_write(tmp_path / "r.json", "x")
+        files.atomic_write(tmp_path / "r.json", "x")
     assert e.value.errno == errno.ENOSPC and e.value.filename == str(tmp_path / "r.json")
     assert list(tmp_path.iterdir()) == []  # the temporary file is gone
     out = tmp_path / "out" / "r.json"

@@ -41,11 +41,6 @@ class Stop(Exception):
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return hb.load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
 def good_record(digits):
     return hb.train(hb.RunConfig(**TINY, threads=1), data=digits)
 

@@ -22,8 +22,8 @@ RUN = ["run", "--epochs", "2", "--subset", "64", "--batch-size", "32", "--device
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return hb.load_dataset("digits").subset(64)
+def digits(digits):
+    return digits.subset(64)
 
 
 # ------------------------------------------------------------------ class 4: accepted values that crashed training
@@ -78,9 +78,9 @@ def test_compare_refuses_a_model_that_cannot_take_the_images(tmp_path, capsys, m
     (["--models", "small_cnn", "--subset", "5000"], ["subset must be between 1 and the 1297 training samples"]),
 ])
 def test_sweep_checks_every_run_before_the_first(extra, words, tmp_path, capsys, monkeypatch):
-    import hardbatch.sweep
+    import hardbatch.runner
 
-    monkeypatch.setattr(hardbatch.sweep, "train", lambda *a, **k: pytest.fail("a run started"))
+    monkeypatch.setattr(hardbatch.runner, "train", lambda *a, **k: pytest.fail("a run started"))
     argv = ["sweep", "--datasets", "digits", "--deltas", "0.5", "--seeds", "0", "--epochs", "1", "--batch-size", "32",
             "--image-size", "0", "--device", "cpu", "--out", str(tmp_path / "s"), *extra]
     status, _, err = run_main(argv, capsys)

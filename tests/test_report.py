@@ -182,3 +182,33 @@ def test_the_verdict_counts_intervals_and_keeps_only_what_survives_holm():
     assert line.endswith("1 remain(s): strong.")
     assert multiplicity([("weak", weak)] + [(f"n{i}", none) for i in range(14)]).endswith("none remains, so none is a finding.")
     assert multiplicity([("n", none)] * 3).endswith("no difference is detected.")
+
+
+def test_two_settings_whose_words_coincide_stay_apart(records):
+    """Rows are grouped by the block's key (arms.block), and its words only head a table: lr 0.005 and
+    0.0050000005 both read "lr=0.005", yet they are two tables, two Table 6 cells and two sets of pairs."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from hardbatch import paper, plots
+
+    lr = RunConfig().lr * (1 + 1e-7)
+    twin = [record(r["config"]["seed"], falling(0.5), r["history"][-1]["test_acc"] - 10, lr=lr,
+                   **{k: r["config"][k] for k in ("method", "select", "delta")}) for r in records]
+    rows = summarize(records + twin)
+    assert len({r["setting"] for r in rows}) == 1 and len({r["block"] for r in rows}) == 2  # one heading, two keys
+    table = to_markdown(rows)
+    heading = f"**{rows[0]['model']} on {rows[0]['dataset']}** ({rows[0]['setting']})"
+    assert table.count(heading) == 2 and table.count("| Algorithm 1 (fixed) (baseline) |") == 2
+    words = verdict(rows)
+    assert words.count(f"{rows[0]['model']} on {rows[0]['dataset']} ({rows[0]['setting']}):") == 2
+    assert [r["test_acc"][0] for r in rows if r["baseline"]] == pytest.approx([89.0, 79.0])  # never averaged together
+
+    t6 = paper.table6(rows)
+    assert [r["baseline"][0] for r in t6] == pytest.approx([89.0, 79.0])  # one cell each, none overwritten
+    assert paper.table6_markdown(t6).count("(δ=0.2: ") == 2
+
+    ax = plots.paired_differences(records + twin).axes[0]  # each arm paired with its own block's baseline
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["hardest δ=0.2"] * 2 + ["random δ=0.2"] * 2
+    dots = [c.get_offsets()[:, 1].tolist() for c in ax.collections if len(c.get_offsets()) == 3]
+    assert dots == [pytest.approx([1.0, 2.0, 0.5])] * 2 + [pytest.approx([-0.5, 0.0, -0.5])] * 2
+    matplotlib.pyplot.close("all")

@@ -47,7 +47,7 @@ def test_the_fitting_study_report_re_renders_byte_for_byte():
 
 
 def test_the_readme_results_table_is_the_computed_one():
-    from hardbatch.study import results_markdown
+    from hardbatch.readme import results_markdown
 
     readme = (ROOT.parent / "README.md").read_text()
     table = readme.split("<!-- results:start -->\n")[1].split("<!-- results:end -->")[0]

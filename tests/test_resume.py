@@ -138,8 +138,8 @@ class Stop(Exception):
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return hb.load_dataset("digits").subset(208)  # N = 13 batches of 16
+def digits(digits):
+    return digits.subset(208)  # N = 13 batches of 16
 
 
 def small(**kw):

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 
+import hardbatch.runner as runner
 import hardbatch.sweep as sw
 from hardbatch import RunConfig, load_record
 from hardbatch.cli import main
@@ -24,14 +25,14 @@ ARMS = 4  # Algorithm 1, hardest at δ = 0.5 and 0.2, random at δ = 0.2
 def count_runs(monkeypatch):
     """Count the calls to train() that the sweep makes (warm-up runs excluded)."""
     calls = []
-    real = sw.train
+    real = runner.train
 
     def counting(cfg, **kw):
         if kw.get("checkpoint") is not None or "resume" in kw:  # the sweep's timed runs pass these
             calls.append(cfg)
         return real(cfg, **kw)
 
-    monkeypatch.setattr(sw, "train", counting)
+    monkeypatch.setattr(runner, "train", counting)
     return calls
 
 
@@ -128,7 +129,7 @@ def test_a_killed_sweep_resumes_from_its_checkpoint(swept, tmp_path, monkeypatch
     """Kill a run at its last equivalent epoch (after the checkpoint of the one before); the next
     sweep finishes it from that checkpoint, and its record equals that of an uninterrupted run."""
     grid = dict(GRID, seeds=(0,), deltas=(0.2,))  # Algorithm 1, then hardest δ = 0.2
-    real = sw.train
+    real = runner.train
     calls = {"n": 0}
 
     def killed(cfg, **kw):
@@ -141,12 +142,12 @@ def test_a_killed_sweep_resumes_from_its_checkpoint(swept, tmp_path, monkeypatch
                 kw = dict(kw, on_epoch=boom)
         return real(cfg, **kw)
 
-    monkeypatch.setattr(sw, "train", killed)
+    monkeypatch.setattr(runner, "train", killed)
     with pytest.raises(KeyboardInterrupt):
         sw.sweep(tmp_path, controls=(), **grid, base=BASE, progress=False, log=lambda *_: None)
     assert len(list((tmp_path / "records").glob("*.json"))) == 1
     assert len(list((tmp_path / "checkpoints").glob("*.pt"))) == 1
-    monkeypatch.setattr(sw, "train", real)
+    monkeypatch.setattr(runner, "train", real)
     logs = []
     result = sw.sweep(tmp_path, controls=(), **grid, base=BASE, progress=False, log=logs.append)
     assert len(result["ran"]) == 1 and len(result["skipped"]) == 1

@@ -264,11 +264,6 @@ def test_algorithm_2_matches_a_plain_loop(strategy, delta, seed):
 # Determinism and checkpoints
 # ---------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def digits():
-    return hb.load_dataset("digits")
-
-
 def test_same_seed_same_record_on_cpu(digits, tmp_path):
     # The real path: small_cnn created by train() from the seed, digits, Algorithm 2.
     cfg = hb.RunConfig(method="hardbatch", delta=0.3, epochs=2, subset=256, device="cpu")

@@ -21,8 +21,8 @@ CFG = hb.RunConfig(method="hardbatch", select="hardest", epochs=3, batch_size=64
 
 
 @pytest.fixture(scope="module")
-def data():
-    return hb.load_dataset("digits")
+def data(digits):
+    return digits
 
 
 @pytest.fixture(autouse=True)

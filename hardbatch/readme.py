@@ -1,0 +1,106 @@
+"""The README's computed parts: its Results table, its `make compare` table and chapter 6's answer.
+
+Why: a number in the README that a person copies by hand drifts from the records it came from. These are
+computed from the committed run records (results/, docs/compare/records) and written between the README's
+`<!-- NAME:start -->` and `<!-- NAME:end -->` markers by `make report`; tests/test_results.py recomputes them.
+"""
+from pathlib import Path
+
+from .files import atomic_write
+from .metrics import mde, mean_ci, paired_test
+from .records import read_records
+from .report import compare_markdown
+from .study import (ALPHA, BASELINE, HARDEST, RANDOM, SEEDS, TARGET, by_arm, calibration, contrasts, schedule,
+                    verdict)
+
+
+def _final(r):
+    return r["history"][-1]["test_acc"]
+
+
+def _paired(groups, arm, other, endpoint):
+    a, b = groups.get(arm, {}), groups.get(other, {})
+    seeds = sorted(s for s in set(a) & set(b) if a[s]["status"] == b[s]["status"] == "complete")
+    if len(seeds) < 2:
+        return None
+    t = paired_test([endpoint(a[s]) - endpoint(b[s]) for s in seeds])
+    return {**t, "mde": mde(t["sd"], t["n"])}
+
+
+def _cell(t):
+    if t is None:
+        return "-"
+    return f"{t['mean']:+.2f} points, 95 % CI [{t['mean'] - t['half']:+.2f}, {t['mean'] + t['half']:+.2f}]"
+
+
+def results_markdown(root):
+    """The README's Results table: one row per study in ROOT (underfitting/, fitting/), its regime measured
+    from Algorithm 1's final train top-1, the two contrasts of the question, and a verdict worded within what
+    the intervals support (a null names the gains it excludes and the MDE). Computed, so it cannot drift."""
+    root = Path(root)
+    threads = set()  # torch threads of every run the table rests on, stated under it
+    lines = ["| study | net, and does it fit its training set? | paired seeds | hardest δ=0.2 − Algorithm 1 "
+             "(final test top-1) | hardest δ=0.2 − random δ=0.2 | verdict |", "|---|---|---|---|---|---|"]
+    if (root / "underfitting").is_dir():
+        recs, _ = read_records(root / "underfitting")
+        threads |= {r["config"].get("threads") for r in recs}
+        groups = by_arm([r for r in recs if schedule(r) == "constant" and not r["config"].get("augment")])
+        groups = {label: runs for (_, label), runs in groups.items()}
+        base = [r for r in groups.get(BASELINE, {}).values() if r["status"] == "complete"]
+        train = mean_ci([r["history"][-1]["train_acc"] for r in base])
+        c = recs[0]["config"]
+        t1, t2 = _paired(groups, HARDEST, BASELINE, _final), _paired(groups, HARDEST, RANDOM, _final)
+        found = [t for t in (t1, t2) if t and t["p"] <= ALPHA]
+        if found:
+            words = "a difference at p ≤ 0.05 (unadjusted): see its report"
+        else:
+            hi = max(t["mean"] + t["half"] for t in (t1, t2))
+            words = (f"no difference detected in an underfitting regime; gains above {hi:.2f} points are excluded "
+                     f"(MDE at 80 % power: {t1['mde']:.2f} and {t2['mde']:.2f} points)")
+        lines.append(f"| [underfitting](results/underfitting/report/report.md) | {c['model']} at {c['image_size']}², "
+                     f"lr {c['lr']:g} constant, E = {c['epochs']}: Algorithm 1 ends at {train[0]:.1f} ± {train[1]:.1f} % "
+                     f"train top-1, **{'fits' if min(r['history'][-1]['train_acc'] for r in base) >= TARGET else 'underfits'}**"
+                     f" | {t1['n']} | {_cell(t1)} | {_cell(t2)} | {words} |")
+    if (root / "fitting").is_dir():
+        stage0, _ = read_records(root / "fitting" / "stage0") if (root / "fitting" / "stage0").is_dir() else ([], [])
+        main, _ = read_records(root / "fitting" / "main") if (root / "fitting" / "main").is_dir() else ([], [])
+        threads |= {r["config"].get("threads") for r in stage0 + main}
+        fits = [a for row in calibration(stage0) if row["schedule"] == "cosine" for a in row["train_top1"]]
+        regime_words = (f"Algorithm 1 (cosine) ends at {min(fits):.2f}–{max(fits):.2f} % train top-1 in stage 0, "
+                        f"**{'fits' if min(fits) >= TARGET else 'does not fit'}**" if fits else "regime not yet measured")
+        c = (main or stage0)[0]["config"] if (main or stage0) else {"model": "?", "image_size": 0, "epochs": "?"}
+        tests = [t for t in contrasts(main) if t["endpoint"] == "P" and t["schedule"] == "cosine"] if main else []
+        if tests and all(t["complete"] for t in tests):
+            cells = [_cell(t) for t in tests]
+            words = "; ".join(verdict(t) for t in tests)
+            n = str(tests[0]["n"])
+        else:
+            done = len({r["config"]["seed"] for r in main})
+            cells = ["running", "running"]
+            words = (f"pre-registered (docs/method.md); stage 0: {len(stage0)} runs; stage 1: {len(main)} runs, "
+                     f"{done} of {len(SEEDS)} seeds begun; no verdict until all are in")
+            n = f"{len(SEEDS)} planned"
+        lines.append(f"| [fitting](results/fitting/report/report.md) | {c['model']} at {c['image_size'] or 28}², cosine to zero, "
+                     f"E = {c['epochs']}: "
+                     f"{regime_words} | {n} | {cells[0]} | {cells[1]} | {words} |")
+    if threads:
+        shown = ", ".join("unrecorded" if t is None else str(t) for t in sorted(threads, key=str))
+        lines += ["", f"Every run: {shown} torch thread(s) (`config.threads` of its record); its accuracies repeat "
+                      f"exactly on a CPU of the same kind with the same torch version and thread count."]
+    return "\n".join(lines) + "\n"
+
+
+def replace_block(readme, name, text):
+    """Replace what lies between the README's `<!-- NAME:start -->` and `<!-- NAME:end -->` markers by TEXT."""
+    content = Path(readme).read_text()
+    head, rest = content.split(f"<!-- {name}:start -->\n")
+    _, tail = rest.split(f"<!-- {name}:end -->")
+    atomic_write(readme, f"{head}<!-- {name}:start -->\n{text}<!-- {name}:end -->{tail}")
+
+
+def update_readme(readme="README.md", root="results", compare="docs/compare/records"):
+    """Replace the README's Results table and its `make compare` table by the ones computed from the committed
+    records (results/, and the records of the `make compare` run shown in docs/compare/records)."""
+    replace_block(readme, "results", results_markdown(root))
+    if Path(compare).is_dir():
+        replace_block(readme, "compare", compare_markdown(compare))
