@@ -70,9 +70,15 @@ def results_markdown(root):
                         f"**{'fits' if min(fits) >= TARGET else 'does not fit'}**" if fits else "regime not yet measured")
         c = (main or stage0)[0]["config"] if (main or stage0) else {"model": "?", "image_size": 0, "epochs": "?"}
         tests = [t for t in contrasts(main) if t["endpoint"] == "P" and t["schedule"] == "cosine"] if main else []
-        if tests and all(t["complete"] for t in tests):
+        if tests and all(t["complete"] for t in tests) and not tests[0]["waiting"]:
             cells = [_cell(t) for t in tests]
             words = "; ".join(verdict(t) for t in tests)
+            n = str(tests[0]["n"])
+        elif tests and all(t["complete"] for t in tests):  # the cosine half is in, the constant half is not
+            cells = [_cell(t) + " (interim)" for t in tests]
+            words = (f"pre-registered (docs/method.md); interim: the cosine half's four primary tests are complete, the constant half has "
+                     f"{len({r['config']['seed'] for r in main if schedule(r) == 'constant'})} of {len(SEEDS)} seeds; "
+                     f"no verdict until all eight tests are in (Holm's correction is over all of them)")
             n = str(tests[0]["n"])
         else:
             done = len({r["config"]["seed"] for r in main})

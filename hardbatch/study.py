@@ -148,8 +148,9 @@ def contrasts(records, seeds=SEEDS):
                 tests.append({"schedule": sched, "arm": arm, "other": other, "endpoint": which, **t,
                               "mde": mde(t["sd"], t["n"]), "diverged": len(both) - len(ok), "reached": reached,
                               "complete": len(ok) == len(seeds)})
+    waiting = sum(not t["complete"] for t in tests)  # Holm is over all eight: no adjusted p before all are in
     for t, p in zip(tests, holm([t["p"] for t in tests])):
-        t["holm_p"] = p
+        t["holm_p"], t["waiting"] = (math.nan if waiting else p), waiting
     return tests
 
 
@@ -168,6 +169,10 @@ def verdict(t):
     power = f"MDE (80 % power) {_effect(t, t['mde']).lstrip('+')}"
     if t["endpoint"] == "C":
         power += f"; 99 % reached in {t['reached'][0]} and {t['reached'][1]} of {t['n']} seeds"
+    if t["waiting"]:  # this test's seeds are in, not the family's: its Holm-adjusted p is not known yet
+        return (f"{name}: all {t['n']} seeds in, interim: {interval}, unadjusted p = {t['p']:.3g}; {power}; "
+                f"no verdict until the other {t['waiting']} pre-registered tests are in (Holm's correction is "
+                f"over all eight).")
     if t["holm_p"] <= ALPHA:
         if t["endpoint"] == "P":
             side = "higher" if t["mean"] > 0 else "lower"

@@ -121,6 +121,20 @@ def test_no_verdict_before_every_pre_registered_seed_is_in():
     assert all("no verdict until all are" in study.verdict(t) for t in tests)
 
 
+def test_a_complete_half_gets_no_holm_verdict_while_the_other_half_runs():
+    """Holm's correction is over all eight tests: with the constant half still running, even a large gain under
+    cosine is reported as interim, with its unadjusted p, never as a finding."""
+    recs = [r for r in _main_study(shift=1.0) if r["config"]["lr_schedule"] == "cosine" or r["config"]["seed"] < 6]
+    tests = study.contrasts(recs)
+    cosine = [t for t in tests if t["schedule"] == "cosine"]
+    assert all(t["complete"] and t["waiting"] == 4 and math.isnan(t["holm_p"]) for t in cosine)
+    for t in cosine:
+        text = study.verdict(t)
+        assert "interim" in text and "unadjusted p" in text and "no verdict until the other 4" in text
+        assert "Holm-adjusted" not in text and "**" not in text
+    assert all("no verdict until all are" in study.verdict(t) for t in tests if t["schedule"] == "constant")
+
+
 def test_a_run_that_never_reaches_the_target_enters_c_at_e_not_dropped():
     recs = _main_study(shift=0.0)
     for r in recs:
