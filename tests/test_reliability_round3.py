@@ -527,9 +527,20 @@ def test_ctrl_c_while_the_command_starts_is_one_line_and_130(tmp_path, monkeypat
         time.sleep(1)
 
     monkeypatch.setattr(cli, "_robust_output", interrupted)
-    status, _, err = run_main(["run", "--out", str(tmp_path / "r.json")], capsys)
-    assert status == 130 and err == "hardbatch: interrupted\n"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # called in-process: put back
+    before = signal.getsignal(signal.SIGINT)  # default_int_handler, or SIG_IGN when pytest runs in the background
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, whoever started pytest
+    try:
+        status, _, err = run_main(["run", "--out", str(tmp_path / "r.json")], capsys)
+        assert status == 130 and err == "hardbatch: interrupted\n"
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # called in-process: put back
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def _ctrl_c_as_in_a_terminal():
+    """A child started from a shell script in the background inherits SIGINT ignored (POSIX shells do that for
+    `&` jobs), and then rightly ignores Ctrl-C; the tests start theirs as a terminal would, whoever runs pytest."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -537,7 +548,7 @@ def test_ctrl_c_while_the_command_starts_is_one_line_and_130(tmp_path, monkeypat
 def test_a_signal_in_the_first_second_is_one_line_never_a_traceback(sig, after, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "hardbatch", "run", "--epochs", "400", "--subset", "256",
                              "--device", "cpu", "--out", "r.json"], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_as_in_a_terminal)
     time.sleep(after)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
