@@ -6,12 +6,11 @@ How tests are filed, one rule:
   test_methods_contract and test_selective for methods/);
 - command-line and end-to-end tests by concern: what they guard, whichever modules it takes (test_cli,
   test_resume, test_divergence, test_no_sync, test_sweep_report, test_cluster, test_bad_inputs, test_cli_fuzz,
-  test_reliability_*: paths, records, checkpoints, training, signals; test_reliability_round3 still gathers one
-  review's findings across these concerns, each under its own heading, until it is split among them);
+  test_reproducibility, test_reliability_*: paths, records, checkpoints, training, signals);
 - repository checks apart: the repository as a whole, not one module (test_layers: the import graph;
   test_release, test_env_sync: packaging and the ways in; test_notebooks_clean, test_chapters_sentences,
   test_book, test_browser: the chapters; test_results: the committed results).
-A fixture two files need lives here; a helper function two files need lives in helpers.py.
+A fixture two files need lives here; a helper function or constant two files need lives in helpers.py.
 
 One torch thread per process: the suite runs several processes at once (pytest, notebook kernels,
 JupyterLab, CLI subprocesses) on a 2-core machine, and torch's default of one thread per core made

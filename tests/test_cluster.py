@@ -2,7 +2,9 @@
 
 The Ray tests share one real local Ray cluster (127.0.0.1, 2 CPUs, CPU only: starting one takes
 ~20 s on a busy 2-core machine), and skip where Ray is not installed (`pip install hardbatch[cluster]`).
-All runs are tiny: small_cnn on 256 digits, batches of 64 (N = 4), 2 equivalent epochs.
+All runs are tiny: small_cnn on 256 digits, batches of 64 (N = 4), 2 equivalent epochs. Claims that tell
+nothing (a heartbeat in the future or not a number, a link, a pipe, a folder) are taken over or reported as
+unusable; Ray resources no node has, and addresses where nothing answers, are refused before any run waits.
 """
 import json
 import os
@@ -17,10 +19,11 @@ from dataclasses import replace
 import pytest
 
 import hardbatch.sweep as sw
-from hardbatch import claims
+from hardbatch import claims, cluster
 from hardbatch import RunConfig, load_record
 from hardbatch.cli import main
 from hardbatch.record import without_timing
+from helpers import RUNS, SWEEP, run_main
 
 BASE = RunConfig(model="small_cnn", dataset="digits", epochs=2, batch_size=64, subset=256, lr=0.05, device="cpu",
                  threads=1)
@@ -37,7 +40,7 @@ def records(out):
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def ray_cluster():
     ray = pytest.importorskip("ray")
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
@@ -148,9 +151,125 @@ def test_ray_options_are_refused_with_the_local_engine(tmp_path, capsys):
     assert e.value.code == 2 and "--cpus-per-run: only with --engine ray" in capsys.readouterr().err
 
 
+# ------------------------------------------------------------------ claims that tell nothing (issue 18, class 2)
+
+@pytest.mark.parametrize("heartbeat", [time.time() + 10**6, 1e300, "NaN", "Infinity", "-Infinity", "soon"])
+def test_a_claim_whose_heartbeat_tells_nothing_is_taken_over(heartbeat, tmp_path):
+    path = tmp_path / "run.claim"
+    text = json.dumps({"owner": "elsewhere:1:x", "heartbeat": heartbeat}).replace('"NaN"', "NaN")
+    path.write_text(text.replace('"Infinity"', "Infinity").replace('"-Infinity"', "-Infinity"))
+    old = time.time() - 3600
+    os.utime(path, (old, old))  # written an hour ago: its time says stale
+    c = claims.Claim(path, stale_s=60)
+    assert c.acquire() and c.took_over == "elsewhere:1:x"
+    c.release()
+
+
+def test_a_claim_file_from_the_future_is_taken_over(tmp_path):
+    path = tmp_path / "run.claim"
+    path.write_text(json.dumps({"owner": "elsewhere:1:x", "heartbeat": time.time() + 10**6}))
+    os.utime(path, (time.time() + 10**6,) * 2)  # its file's time too: a clock far off, or an edit
+    c = claims.Claim(path, stale_s=60)
+    assert c.acquire()
+    c.release()
+
+
+def _special(kind, path):
+    if kind == "dangling-link":
+        os.symlink(path.with_name("gone"), path)
+    elif kind == "link":
+        path.with_name("elsewhere").write_text("{}")
+        os.symlink(path.with_name("elsewhere"), path)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+
+
+@pytest.mark.parametrize("kind, words", [("dangling-link", "which does not exist"), ("link", "a symbolic link"),
+                                         ("fifo", "a named pipe"), ("folder", "a folder")])
+def test_a_claim_that_is_a_link_or_special_file_is_reported_unusable(kind, words, tmp_path):
+    path = tmp_path / "run.claim"
+    _special(kind, path)
+    result = []
+    t = threading.Thread(target=lambda: result.append(pytest.raises(claims.UnusableClaim, claims.Claim(path).acquire)),
+                         daemon=True)
+    t.start()
+    t.join(timeout=10)
+    assert result, "acquire hung"
+    assert words in str(result[0].value) and "remove it" in str(result[0].value)
+    assert os.path.lexists(path)  # never replaced
+
+
+@pytest.mark.parametrize("kind", ["dangling-link", "fifo"])
+def test_a_sweep_reports_an_unusable_claim_and_runs_the_rest(kind, tmp_path, capsys):
+    out = tmp_path / "s"
+    (out / "claims").mkdir(parents=True)
+    name = RUNS[1][0]
+    _special(kind, out / "claims" / f"{name}.claim")
+    status, text, err = run_main([*SWEEP, "--out", str(out)], capsys)
+    assert status == 1 and "Traceback" not in err and "None" not in text + err
+    assert "not run: claim" in text + err and "remove it" in text + err
+    assert (out / "records" / f"{RUNS[0][0]}.json").exists() and not (out / "records" / f"{name}.json").exists()
+
+# ------------------------------------------------- Ray resources and addresses, without Ray running (issue 18, class 7)
+
+NODES = [{"Alive": True, "Resources": {"CPU": 2.0}}, {"Alive": False, "Resources": {"CPU": 64.0, "GPU": 8.0}}]
+
+
+@pytest.mark.parametrize("cpus, gpus, words", [(4, 0, "--cpus-per-run at most 2"), (1, 1, "--gpus-per-run 0"),
+                                               (64, 8, "the largest node has 2 CPU(s)")])
+def test_ray_resources_beyond_every_node_are_refused(cpus, gpus, words):
+    with pytest.raises(ValueError, match="would wait for ever") as e:
+        cluster.check_resources(NODES, cpus, gpus)
+    assert words in str(e.value)
+    cluster.check_resources(NODES, 2, 0)  # fits
+
+
+def test_run_on_ray_checks_resources_before_submitting(tmp_path, monkeypatch):
+    class FakeRay:
+        is_initialized = staticmethod(lambda: True)
+        cluster_resources = staticmethod(lambda: {"CPU": 2.0})
+        nodes = staticmethod(lambda: NODES)
+
+        @staticmethod
+        def remote(f):
+            raise AssertionError("submitted")
+
+    monkeypatch.setitem(sys.modules, "ray", FakeRay)
+    with pytest.raises(ValueError, match="--cpus-per-run at most 2"):
+        list(cluster.run_on_ray(tmp_path, RUNS, cpus_per_run=3))
+
+
+def closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_address_where_nothing_answers_fails_at_once(tmp_path, capsys):
+    pytest.importorskip("ray")
+    port = closed_port()
+    t0 = time.time()
+    status, _, err = run_main([*SWEEP, "--engine", "ray", "--address", f"127.0.0.1:{port}", "--out", str(tmp_path)],
+                              capsys)
+    assert status == 2 and f"cannot reach a Ray cluster at --address 127.0.0.1:{port}" in err
+    assert time.time() - t0 < 60 and "Traceback" not in err
+
+
+def test_a_connect_that_times_out_names_the_address(monkeypatch):
+    def hang(address, timeout):
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(cluster.socket, "create_connection", hang)
+    with pytest.raises(ValueError, match=r"ray://head:10001 \(no answer, waited up to 2 s\)"):
+        cluster.check_reachable("ray://head:10001", timeout=2)
+    cluster.check_reachable("auto")  # left to Ray
+
+
 # ---------------------------------------------------------------- the Ray engine
 
-def test_ray_writes_the_records_the_local_engine_writes(cluster, local, tmp_path):
+def test_ray_writes_the_records_the_local_engine_writes(ray_cluster, local, tmp_path):
     summary = sw.sweep(tmp_path, **GRID, base=BASE, engine="ray", cpus_per_run=1, **QUIET)
     assert sorted(summary["ran"]) == sorted(names()) and not summary["claimed"]
     assert [r["sweep"]["name"] for r in summary["records"]] == names()  # plan order
@@ -163,7 +282,7 @@ def test_ray_writes_the_records_the_local_engine_writes(cluster, local, tmp_path
     assert again["ran"] == [] and len(again["skipped"]) == 6
 
 
-def test_a_worker_killed_mid_run_is_retried_and_resumes(cluster, tmp_path):
+def test_a_worker_killed_mid_run_is_retried_and_resumes(ray_cluster, tmp_path):
     base = replace(BASE, epochs=6)  # long enough to be caught between two checkpoints
     logs, result, killed = [], {}, []
     thread = threading.Thread(target=lambda: result.update(

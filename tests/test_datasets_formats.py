@@ -5,11 +5,17 @@ formats the real archives hold (CIFAR's pickled batches, STL-10's column-major b
 Fashion-MNIST's IDX files) and read them back through `hardbatch.data.load_dataset`, which hands
 them to torchvision's own dataset classes. torchvision checks the md5 of each CIFAR/STL file
 against the real archive's; the tests point those checksums at the tiny files (the parsing code
-stays torchvision's). Every image must come back pixel for pixel, the right way up.
+stays torchvision's). Every image must come back pixel for pixel, the right way up. Processes unpacking
+Debian's Fashion-MNIST at once each find whole files, and a damaged source is named and leaves no file.
 """
+import gzip
 import hashlib
+import multiprocessing
+import os
 import pickle
 import struct
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +24,7 @@ import torch
 from torchvision import datasets as tvd
 
 import hardbatch as hb
+from hardbatch import data
 from hardbatch.data import load_dataset
 
 
@@ -300,3 +307,74 @@ def test_chapters_4_to_6_train_on_fashion_mnist_through_the_download(chapter, tm
     assert said["asked"] >= 1, "torchvision's download was not asked for"
     assert said["names"] == ["fashion-mnist"] and said["trained"] in ("complete", "loads"), said
     assert "falls back to digits" not in proc.stderr
+
+
+# ------------------------------------------------------------------ unpacking Fashion-MNIST at once (issue 18, class 1)
+
+NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+
+
+@pytest.fixture
+def fake_debian(tmp_path):
+    """Four .gz files of a few MB each, standing in for Debian's package."""
+    source = tmp_path / "debian"
+    source.mkdir()
+    contents = {}
+    for i, n in enumerate(NAMES):
+        contents[n] = os.urandom(256 * 1024) * (12 - 2 * i)  # compresses poorly: the copy takes a while
+        with gzip.open(source / f"{n}.gz", "wb", compresslevel=1) as f:
+            f.write(contents[n])
+    return source, contents
+
+
+def _unpack(root, source, queue):
+    try:
+        queue.put(data.unpack_debian_fashion_mnist(root, source))
+    except BaseException as e:  # noqa: BLE001 (reported to the test)
+        queue.put(f"{type(e).__name__}: {e}")
+
+
+def test_processes_unpacking_at_once_each_find_whole_files(fake_debian, tmp_path):
+    source, contents = fake_debian
+    root = tmp_path / "root"
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_unpack, args=(root, source, queue)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert results == [True] * 4
+    raw = root / "FashionMNIST" / "raw"
+    for n in NAMES:
+        assert (raw / n).read_bytes() == contents[n]
+    assert not [p.name for p in raw.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_unpacking_waits_for_the_lock_and_never_shows_half_a_file(fake_debian, tmp_path):
+    import fcntl
+
+    source, contents = fake_debian
+    raw = tmp_path / "root" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / f".{NAMES[0]}.tmp").write_bytes(b"half of an older unpack")  # a leftover never read
+    done = []
+    with open(raw / ".unpack.lock", "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # another process is unpacking
+        t = threading.Thread(target=lambda: done.append(data.unpack_debian_fashion_mnist(tmp_path / "root", source)))
+        t.start()
+        time.sleep(1.0)
+        assert not done and not any((raw / n).exists() for n in NAMES)
+        fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+    t.join(timeout=60)
+    assert done == [True] and all((raw / n).read_bytes() == contents[n] for n in NAMES)
+
+
+def test_a_damaged_source_is_named_and_leaves_no_file(fake_debian, tmp_path):
+    source, _ = fake_debian
+    (source / f"{NAMES[1]}.gz").write_bytes((source / f"{NAMES[1]}.gz").read_bytes()[:1000])  # truncated
+    with pytest.raises(OSError, match=f"could not unpack .*{NAMES[1]}.gz"):
+        data.unpack_debian_fashion_mnist(tmp_path / "root", source)
+    raw = tmp_path / "root" / "FashionMNIST" / "raw"
+    assert not (raw / NAMES[1]).exists() and not [p for p in raw.iterdir() if p.name.endswith(".tmp")]

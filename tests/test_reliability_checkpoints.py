@@ -6,7 +6,8 @@ momentum buffers, the schedule, the ledger, the partition, the random states, th
 queue and the history. `run --resume` refuses a bad file with exit 2 and its name; a sweep moves
 it aside as NAME.bad and runs that run from the start. A structure-aware fuzz (hypothesis)
 mutates a real checkpoint anywhere in its tree: `run --resume` and `sweep` never show a
-traceback, and the sweep always ends with one complete record per run.
+traceback, and the sweep always ends with one complete record per run. Flipped bytes that torch itself
+loads are caught by the checkpoint's checksum (issue 18).
 """
 import copy
 import math
@@ -20,10 +21,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import hardbatch as hb
-from hardbatch import arms, cli
+from hardbatch import arms, checkpoint, cli
 from hardbatch.checkpoint import BadCheckpoint
+from hardbatch.record import without_timing
 from hardbatch.sweep import plan
-from helpers import run_main
+from helpers import TINY, Stop, run_main, stop_at_epoch_1
 
 # The tuned recipe (cosine schedule + augmentation), so the schedule and the augmentation generator are saved too.
 SWEEP = ["sweep", "--models", "small_cnn", "--datasets", "digits", "--deltas", "0.5", "--seeds", "0", "--controls",
@@ -35,10 +37,6 @@ NAME, CFG = RUNS[1]  # hardest δ=0.5: N = 4 batches, k = 2
 N = 4
 SELECTIVE = hb.RunConfig(method="selective", beta=1.0, window=64, epochs=2, batch_size=16, subset=64, lr=0.05,
                          device="cpu")
-
-
-class Stop(Exception):
-    pass
 
 
 def argv_of(cfg):
@@ -332,3 +330,42 @@ def test_fuzz_sweep_always_ends_with_one_complete_record_per_run(data, swept, pa
         assert status == 0, err
         assert "Traceback" not in err
         assert_sweep_is_whole(out)
+
+
+# ------------------------------------------------------------------ flipped bytes in a checkpoint (issue 18, class 3)
+
+def flip_in_file(path, tensor):
+    """Flip the lowest bit of the first float of `tensor`'s bytes inside the file at `path` (stays finite)."""
+    blob, needle = bytearray(path.read_bytes()), tensor.contiguous().view(torch.uint8).numpy().tobytes()[:16]
+    at = blob.find(needle)
+    assert at >= 0 and blob.find(needle, at + 1) < 0
+    blob[at] ^= 1
+    path.write_bytes(bytes(blob))
+
+
+def test_flipped_bytes_in_a_checkpoint_are_refused(digits, tmp_path):
+    cfg = hb.RunConfig(**TINY, threads=1)
+    ck = tmp_path / "ck.pt"
+    stop_at_epoch_1(cfg, digits, ck)
+    payload = torch.load(ck, weights_only=True)
+    assert payload["sha256"] == checkpoint.digest(payload)  # saved again as it is: the same contents
+    flip_in_file(ck, payload["model"]["head.weight"])
+    assert torch.load(ck, weights_only=True)["sha256"] == payload["sha256"]  # torch itself does not notice
+    with pytest.raises(checkpoint.BadCheckpoint, match="do not match the checksum"):
+        hb.train(cfg, data=digits, checkpoint=ck, resume=True)
+
+
+def test_a_sweep_restarts_a_run_whose_checkpoint_has_flipped_bytes(digits, tmp_path, capsys):
+    out = tmp_path / "s"
+    cfg = hb.RunConfig(**{**RUNS[1][1].to_dict(), "epochs": 2})
+    name = arms.record_name(cfg)
+    argv = [*SWEEP[:SWEEP.index("--epochs")], "--epochs", "2", *SWEEP[SWEEP.index("--epochs") + 2:]]
+    ck = out / "checkpoints" / f"{name}.pt"
+    ck.parent.mkdir(parents=True)
+    stop_at_epoch_1(cfg, digits, ck)
+    flip_in_file(ck, torch.load(ck, weights_only=True)["model"]["head.weight"])
+    status, text, err = run_main([*argv, "--out", str(out)], capsys)
+    assert status == 0 and "checksum" in text + err and "starting over" in text + err
+    whole = hb.train(cfg, data=digits)
+    assert without_timing(hb.load_record(out / "records" / f"{name}.json"))["history"] == \
+        without_timing(whole)["history"]

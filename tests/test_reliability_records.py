@@ -6,10 +6,15 @@ bounded depth (no NaN literals), every field of the right type and range, the hi
 entry, finite numbers in a complete run. A structure-aware fuzz (hypothesis) mutates a real record
 anywhere in its tree and checks that `report` and `sweep` never show a traceback, and that a sweep
 always ends with one complete record per run.
+
+Issue 18: a record's thread counts; a report that follows linked folders, survives a loop and lists a
+folder it cannot read; copies of one run that disagree; unreadable records a sweep moves aside, never
+overwriting; batch counts that do not fit the data; file names that are not UTF-8.
 """
 import copy
 import json
 import math
+import os
 import shutil
 import tempfile
 from dataclasses import replace
@@ -20,16 +25,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import hardbatch as hb
-from hardbatch import arms, cli, record
-from hardbatch.sweep import plan
-from helpers import run_main
-
-SWEEP = ["sweep", "--models", "small_cnn", "--datasets", "digits", "--deltas", "0.5", "--seeds", "0", "--controls",
-         "--epochs", "1", "--batch-size", "32", "--subset", "64", "--image-size", "0", "--device", "cpu",
-         "--no-report"]
-BASE = hb.RunConfig(epochs=1, batch_size=32, subset=64, lr=0.005, momentum=0.9, weight_decay=0.0)
-RUNS = plan(["small_cnn"], ["digits"], [0.5], [0], controls=(), base=BASE)  # Algorithm 1 and hardest δ=0.5
-
+from hardbatch import arms, cli, paper, record
+from helpers import RUNS, SWEEP, TINY, run_main
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
@@ -299,3 +296,163 @@ def test_fuzz_sweep_always_ends_with_one_complete_record_per_run(data, swept, go
         assert status == 0, err
         assert "Traceback" not in err
         assert_sweep_is_whole(folder)
+
+
+# ------------------------------------------------------------------ a record's threads (issue 18)
+
+@pytest.fixture(scope="module")
+def good_record(digits):
+    return hb.train(hb.RunConfig(**TINY, threads=1), data=digits)
+
+
+def test_an_older_record_without_threads_used_still_loads(good_record, tmp_path):
+    old = {k: v for k, v in good_record.items() if k != "threads_used"}
+    hb.save_record(old, tmp_path / "old.json")
+    assert "threads_used" not in hb.load_record(tmp_path / "old.json")
+
+
+@pytest.mark.parametrize("used", [[], [0], [1.5], ["2"], [True], [2000], "1"])
+def test_a_record_with_bad_thread_counts_is_refused(used, good_record, tmp_path):
+    (tmp_path / "r.json").write_text(json.dumps({**good_record, "threads_used": used}))
+    with pytest.raises(ValueError, match="threads_used"):
+        hb.load_record(tmp_path / "r.json")
+
+
+# ------------------------------------------------------------------ folders a report cannot read (issue 18, class 4)
+
+def test_report_follows_a_linked_folder_and_survives_a_loop(good_record, tmp_path):
+    real, folder = tmp_path / "elsewhere", tmp_path / "results"
+    real.mkdir()
+    folder.mkdir()
+    hb.save_record(good_record, real / "r.json")
+    os.symlink(real, folder / "linked")
+    os.symlink(folder, folder / "loop")  # a link back up: read once, never for ever
+    records, skipped = paper.read_records(folder)
+    assert len(records) == 1 and skipped == []
+    os.symlink(tmp_path / "unmounted", folder / "gone")  # a link to a folder that is not there (any more)
+    _, skipped = paper.read_records(folder)
+    assert [(p.name, "which does not exist" in why) for p, why in skipped] == [("gone", True)]
+
+
+def test_report_lists_a_folder_it_cannot_read(good_record, tmp_path, monkeypatch):
+    folder = tmp_path / "results"
+    (folder / "locked").mkdir(parents=True)
+    hb.save_record(good_record, folder / "r.json")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if Path(path).name == "locked":  # as chmod 000 does for anyone but root
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    result = paper.write_report(folder, make_figures=False)
+    assert result["records"] == 1
+    assert [(p.name, "Permission denied" in why) for p, why in result["skipped"]] == [("locked", True)]
+    assert "skipped `locked`: a folder that could not be read (Permission denied)" in result["markdown"]
+
+
+# ------------------------------------------------------------------ copies of one run that disagree (issue 18, class 5)
+
+def own_name(r):
+    return f"{arms.record_name(r['config'])}.json"
+
+
+def test_the_record_under_the_runs_own_name_is_preferred_and_a_disagreeing_copy_listed(good_record, tmp_path):
+    edited = copy.deepcopy(good_record)
+    edited["history"][-1]["test_acc"] = 99.9
+    hb.save_record(edited, tmp_path / "a-copy.json")  # sorts first
+    hb.save_record(good_record, tmp_path / own_name(good_record))
+    records, skipped = paper.read_records(tmp_path)
+    assert records[0]["history"][-1]["test_acc"] == good_record["history"][-1]["test_acc"]
+    assert [p.name for p, _ in skipped] == ["a-copy.json"] and "disagrees with" in skipped[0][1]
+
+
+def test_a_diverged_copy_never_displaces_a_complete_record(good_record, tmp_path):
+    diverged = copy.deepcopy(good_record)
+    diverged.update(status="diverged", backprops=diverged["n_batches"])
+    diverged["history"] = diverged["history"][:2]
+    diverged["batch_train_counts"] = [1] * diverged["n_batches"]
+    hb.save_record(diverged, tmp_path / own_name(good_record))  # even under the run's own name
+    hb.save_record(good_record, tmp_path / "zz-copy.json")
+    records, skipped = paper.read_records(tmp_path)
+    assert records[0]["status"] == "complete"
+    assert "disagrees" in skipped[0][1] and "(diverged)" in skipped[0][1]
+
+
+def test_identical_copies_are_counted_once_quietly(good_record, tmp_path):
+    hb.save_record(good_record, tmp_path / own_name(good_record))
+    hb.save_record({**good_record, "sweep": {"name": "x"}}, tmp_path / "copy.json")
+    records, skipped = paper.read_records(tmp_path)
+    assert len(records) == 1 and "counted once" in skipped[0][1]
+
+
+# ------------------------------------------------------------------ records a sweep cannot read (issue 18, class 6)
+
+@pytest.mark.parametrize("change", ["newer-schema", "older-version", "of-another-run", "garbage"])
+def test_a_sweep_moves_an_unreadable_record_aside_and_never_overwrites(change, tmp_path, capsys):
+    out = tmp_path / "s"
+    assert run_main([*SWEEP, "--out", str(out)], capsys)[0] == 0
+    name = RUNS[1][0]
+    path = out / "records" / f"{name}.json"
+    r = json.loads(path.read_text())
+    text = {"newer-schema": lambda: json.dumps({**r, "config": {**r["config"], "a_knob_of_version_9": 1}}),
+            "older-version": lambda: json.dumps({k: v for k, v in r.items() if k != "torch"}),
+            "of-another-run": lambda: (out / "records" / f"{RUNS[0][0]}.json").read_text(),
+            "garbage": lambda: "{not json"}[change]()
+    for n in (1, 2):  # twice: the second set-aside never replaces the first
+        path.write_text(text)
+        status, out_text, err = run_main([*SWEEP, "--out", str(out)], capsys)
+        assert status == 0 and "Traceback" not in err
+        assert f"moved it to {name}.json.unreadable-{n}" in out_text + err
+        assert (out / "records" / f"{name}.json.unreadable-{n}").read_text() == text
+        assert hb.load_record(path)["status"] == "complete"
+
+
+# ----------------------------------------------------------- batch counts; odd records in a report (issue 18, class 11)
+
+@pytest.mark.parametrize("change, words", [
+    (lambda r: r.update(n_train=r["n_train"] + 64), "differs from the config's subset"),
+    (lambda r: r["config"].update(subset=0) or r.update(n_train=10 * r["n_train"]), "does not fit n_train"),
+    (lambda r: r["config"].update(batch_size=16, subset=0), "does not fit n_train"),
+    (lambda r: r["config"].update(drop_last=True, subset=0) or r.update(n_train=r["n_train"] + 40),
+     "expected floor(168/32) = 5"),
+    (lambda r: r["config"].update(batch_size=1000, subset=0), "larger than the 128 training samples")])
+def test_a_record_whose_batch_count_does_not_fit_is_refused(change, words, good_record, tmp_path):
+    r = copy.deepcopy(good_record)
+    change(r)
+    (tmp_path / "r.json").write_text(json.dumps(r))
+    with pytest.raises(ValueError, match="r.json: ") as e:
+        hb.load_record(tmp_path / "r.json")
+    assert words in str(e.value)
+
+
+def test_a_drop_last_record_with_floor_batches_loads(digits, tmp_path):
+    r = hb.train(hb.RunConfig(epochs=1, batch_size=30, subset=100, drop_last=True, device="cpu", threads=1), data=digits)
+    assert r["n_batches"] == 3
+    hb.save_record(r, tmp_path / "r.json")
+    hb.load_record(tmp_path / "r.json")
+
+
+def test_a_file_name_that_is_not_utf8_does_not_stop_a_report(good_record, tmp_path):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    hb.save_record(good_record, folder / "good.json")
+    bad = os.fsdecode(b"odd-\xff\xfe.json")
+    (folder / bad).write_text("{not json")
+    hb.save_record(good_record, folder / os.fsdecode(b"copy-\xff.json"))
+    result = paper.write_report(folder, make_figures=False)
+    assert result["records"] == 1 and len(result["skipped"]) == 2
+    md = (folder / "report" / "report.md").read_text(encoding="utf-8")
+    assert "odd-\ufffd\ufffd.json" in md and "copy-\ufffd.json" in md
+
+
+@pytest.mark.parametrize("text, why", [("{", "not a readable run record"), ("[]", "must be a JSON object, got list"),
+                                       ('{"schema": 999}', "lacks the key 'config'"),
+                                       ('{"config": 1}', "'config' should be dict, got int")])
+def test_a_report_with_only_unreadable_records_names_them_and_why(text, why, tmp_path, capsys):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "r.json").write_text(text)
+    status, _, err = run_main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep")], capsys)
+    assert status == 2 and "1 unreadable .json files: r.json: " in err and why in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -1,6 +1,7 @@
 """Classes 4, 5, 6 and 9 of issue 12: values that were accepted and then crashed training, commands that
 skipped checks `run` makes, wrongly typed API values, data and models that do not fit, and the
-thread count on a busy machine.
+thread count on a busy machine. Issue 18: a model whose outputs cannot train (not a tensor, integers,
+detached, no trainable weights) is refused before training.
 """
 import os
 from dataclasses import replace
@@ -19,6 +20,7 @@ from helpers import run_main
 
 train_module = importlib.import_module("hardbatch.train")  # `hardbatch.train` is also the function's name
 RUN = ["run", "--epochs", "2", "--subset", "64", "--batch-size", "32", "--device", "cpu"]
+TINY = dict(epochs=2, batch_size=32, subset=64, device="cpu")  # RUN as a RunConfig, for this file's 64 digits
 
 
 @pytest.fixture(scope="module")
@@ -220,3 +222,43 @@ def test_the_record_says_how_many_threads_ran(digits, monkeypatch):
     record = hb.train(hb.RunConfig(epochs=1, batch_size=32, device="cpu", threads=2), data=digits)
     assert record["config"]["threads"] == 2
     torch.set_num_threads(1)
+
+
+# ------------------------------------------------------------------ models that cannot be trained (issue 18, class 10)
+
+class Wraps(nn.Module):
+    def __init__(self, how):
+        super().__init__()
+        self.how, self.fc = how, nn.Linear(64, 10)
+
+    def forward(self, x):
+        out = self.fc(x.flatten(1))
+        return {"tuple": lambda: (out, out), "dict": lambda: {"logits": out}, "int": lambda: out.argmax(1, True)
+                .expand(-1, 10), "detached": lambda: out.detach(), "long": lambda: out.long(),
+                "type-error": lambda: out + "x"}[self.how]()
+
+
+class NoWeights(nn.Module):
+    def forward(self, x):
+        return x.flatten(1)[:, :10]
+
+
+class Frozen(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(64, 10).requires_grad_(False)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+@pytest.mark.parametrize("model, words", [
+    (Wraps("tuple"), "returns tuple, not a tensor"), (Wraps("dict"), "returns dict, not a tensor"),
+    (Wraps("int"), "torch.int64 outputs"), (Wraps("long"), "torch.int64 outputs"),
+    (Wraps("detached"), "do not depend on its weights"), (Wraps("type-error"), "cannot take the digits images"),
+    (NoWeights(), "has no weights that train"), (Frozen(), "has no weights that train")])
+def test_a_model_that_cannot_be_trained_is_refused_before_training(model, words, digits):
+    steps = []
+    with pytest.raises(ValueError, match="model 'small_cnn'") as e:
+        hb.train(hb.RunConfig(**TINY, threads=1), data=digits, model=model, on_step=lambda *a: steps.append(a))
+    assert words in str(e.value) and steps == []
