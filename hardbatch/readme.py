@@ -4,14 +4,14 @@ Why: a number in the README that a person copies by hand drifts from the records
 computed from the committed run records (results/, docs/compare/records) and written between the README's
 `<!-- NAME:start -->` and `<!-- NAME:end -->` markers by `make report`; tests/test_results.py recomputes them.
 """
+import math
 from pathlib import Path
 
 from .files import atomic_write
 from .metrics import mde, mean_ci, paired_test
 from .records import read_records
 from .report import compare_markdown
-from .study import (ALPHA, BASELINE, HARDEST, RANDOM, SEEDS, TARGET, by_arm, calibration, contrasts, schedule,
-                    verdict)
+from .study import ALPHA, BASELINE, HARDEST, RANDOM, SEEDS, TARGET, by_arm, calibration, contrasts, schedule
 
 
 def _final(r):
@@ -31,6 +31,21 @@ def _cell(t):
     if t is None:
         return "-"
     return f"{t['mean']:+.2f} points, 95 % CI [{t['mean'] - t['half']:+.2f}, {t['mean'] + t['half']:+.2f}]"
+
+
+def _short(t):
+    """A complete pre-registered test in a few words: the finding with its Holm p, or the null with the bounds
+    its interval sets (points for P, the epoch ratio arm ÷ other for C)."""
+    lo, hi = t["mean"] - t["half"], t["mean"] + t["half"]
+    if t["endpoint"] == "C":
+        span = f"×{math.exp(t['mean']):.3f} [×{math.exp(lo):.3f}, ×{math.exp(hi):.3f}]"
+        if t["holm_p"] <= ALPHA:
+            return f"**{'more' if t['mean'] > 0 else 'fewer'} epochs**, {span}, Holm p = {t['holm_p']:.2g}"
+        return f"no difference detected, {span}"
+    if t["holm_p"] <= ALPHA:
+        return (f"**{t['arm']} {'higher' if t['mean'] > 0 else 'lower'}** by {abs(t['mean']):.2f} points, "
+                f"Holm p = {t['holm_p']:.2g}")
+    return f"no difference detected; gains above {hi:.2f} points excluded (MDE {t['mde']:.2f})"
 
 
 def results_markdown(root):
@@ -65,29 +80,42 @@ def results_markdown(root):
         stage0, _ = read_records(root / "fitting" / "stage0") if (root / "fitting" / "stage0").is_dir() else ([], [])
         main, _ = read_records(root / "fitting" / "main") if (root / "fitting" / "main").is_dir() else ([], [])
         threads |= {r["config"].get("threads") for r in stage0 + main}
-        fits = [a for row in calibration(stage0) if row["schedule"] == "cosine" for a in row["train_top1"]]
-        regime_words = (f"Algorithm 1 (cosine) ends at {min(fits):.2f}–{max(fits):.2f} % train top-1 in stage 0, "
+        base = [r for r in by_arm(main).get(("cosine", BASELINE), {}).values() if r["status"] == "complete"]
+        fits = [r["history"][-1]["train_acc"] for r in base] or \
+            [a for row in calibration(stage0) if row["schedule"] == "cosine" for a in row["train_top1"]]
+        where = f"{sum(f >= TARGET for f in fits)}/{len(fits)} seeds of stage 1" if base else "stage 0"
+        regime_words = (f"Algorithm 1 (cosine) ends at {min(fits):.2f}–{max(fits):.2f} % train top-1 ({where}), "
                         f"**{'fits' if min(fits) >= TARGET else 'does not fit'}**" if fits else "regime not yet measured")
+        flat = [r["history"][-1]["train_acc"] for r in by_arm(main).get(("constant", BASELINE), {}).values()
+                if r["status"] == "complete"]
+        if flat:  # the constant lr does not decay: say how close it comes
+            regime_words += (f"; under the constant lr it ends at {min(flat):.2f}–{max(flat):.2f} % "
+                             f"({sum(f >= TARGET for f in flat)}/{len(flat)} seeds ≥ {TARGET:g} %)")
         c = (main or stage0)[0]["config"] if (main or stage0) else {"model": "?", "image_size": 0, "epochs": "?"}
-        tests = [t for t in contrasts(main) if t["endpoint"] == "P" and t["schedule"] == "cosine"] if main else []
-        if tests and all(t["complete"] for t in tests) and not tests[0]["waiting"]:
-            cells = [_cell(t) for t in tests]
-            words = "; ".join(verdict(t) for t in tests)
+        tests = contrasts(main) if main else []
+        p_tests = [t for t in tests if t["endpoint"] == "P"]
+        cosine = [t for t in p_tests if t["schedule"] == "cosine"]
+        if tests and all(t["complete"] for t in tests):
+            cells = ["; ".join(f"{t['schedule']}: {_cell(t)}" for t in p_tests if t["other"] == other)
+                     for other in (BASELINE, RANDOM)]
+            words = "in a fitting regime, Holm over the 8 pre-registered tests: " + "; ".join(
+                f"vs {t['other']} ({t['schedule']}): {_short(t)}, epochs to 99 % train {_short(c)}"
+                for t, c in zip(tests[0::2], tests[1::2]))
             n = str(tests[0]["n"])
-        elif tests and all(t["complete"] for t in tests):  # the cosine half is in, the constant half is not
-            cells = [_cell(t) + " (interim)" for t in tests]
+        elif cosine and all(t["complete"] for t in cosine):  # the cosine half is in, the constant half is not
+            cells = [_cell(t) + " (cosine, interim)" for t in cosine]
             words = (f"pre-registered (docs/method.md); interim: the cosine half's four primary tests are complete, the constant half has "
                      f"{len({r['config']['seed'] for r in main if schedule(r) == 'constant'})} of {len(SEEDS)} seeds; "
                      f"no verdict until all eight tests are in (Holm's correction is over all of them)")
-            n = str(tests[0]["n"])
+            n = str(cosine[0]["n"])
         else:
             done = len({r["config"]["seed"] for r in main})
             cells = ["running", "running"]
             words = (f"pre-registered (docs/method.md); stage 0: {len(stage0)} runs; stage 1: {len(main)} runs, "
                      f"{done} of {len(SEEDS)} seeds begun; no verdict until all are in")
             n = f"{len(SEEDS)} planned"
-        lines.append(f"| [fitting](results/fitting/report/report.md) | {c['model']} at {c['image_size'] or 28}², cosine to zero, "
-                     f"E = {c['epochs']}: "
+        lines.append(f"| [fitting](results/fitting/report/report.md) | {c['model']} at {c['image_size'] or 28}², "
+                     f"stage 0's lr, cosine to zero and constant, E = {c['epochs']}: "
                      f"{regime_words} | {n} | {cells[0]} | {cells[1]} | {words} |")
     if threads:
         shown = ", ".join("unrecorded" if t is None else str(t) for t in sorted(threads, key=str))

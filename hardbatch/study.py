@@ -9,9 +9,11 @@ what was written down before the runs:
   of the last 3 evaluations), C (equivalent epochs to ≥ 99 % train top-1, the same target for every arm)
   and a secondary one;
 - `contrasts`: the eight pre-registered paired tests with Holm's correction, each with its MDE and the
-  bounds its interval excludes; `verdicts` says them in words, and says nothing until every seed is in.
+  bounds its interval excludes; `verdict` says them in words, and says nothing until every seed is in;
+- `exploratory`: stage 2's paired contrasts (Selective-Backprop on the same net, the MLP), outside the
+  family: unadjusted, described (`described`) and never called findings.
 
-`hardbatch study DIR` writes DIR/report/report.md from DIR/stage0 and DIR/main.
+`hardbatch study DIR` writes DIR/report/report.md from DIR/stage0, DIR/main and DIR/stage2-mlp.
 """
 import math
 from collections import defaultdict
@@ -31,6 +33,10 @@ BASELINE, HARDEST, RANDOM = "Algorithm 1 (fixed)", "hardest δ=0.2", "random δ=
 PRIMARY = ((HARDEST, BASELINE), (HARDEST, RANDOM))  # per schedule, on P and on C
 SCHEDULES = ("cosine", "constant")  # decayed first: it is the primary schedule and runs first
 ENDPOINTS = {"P": "test top-1 (points)", "C": "epochs to 99 % train top-1 (ratio)"}
+STAGE1 = (BASELINE, "Algorithm 1 (shuffled)", HARDEST, "hardest δ=0.5", RANDOM, "random δ=0.5", "easiest δ=0.2")
+SELECTIVE = "selective β=1"  # stage 2, in main/ beside stage 1's seeds
+STAGE2 = {"main": ((SELECTIVE, BASELINE), (SELECTIVE, HARDEST)),  # under cosine, on P and on C
+          "stage2-mlp": ((HARDEST, BASELINE), (HARDEST, RANDOM))}
 
 
 def schedule(record):
@@ -129,14 +135,13 @@ def _endpoint(r, which):
     return math.log(max(e if e is not None else r["config"]["epochs"], 1e-9))
 
 
-def contrasts(records, seeds=SEEDS):
-    """The eight pre-registered tests: for each schedule, hardest δ=0.2 − Algorithm 1 and hardest δ=0.2 −
-    random δ=0.2, on P and on C, paired by seed, Holm-adjusted together. A seed enters a test only if both
-    arms ran it; a diverged run fails the test of its seed (it is counted, with no number)."""
+def paired_tests(records, pairs, schedules=SCHEDULES, seeds=SEEDS):
+    """For each schedule and (arm, other) pair, the paired test of arm − other on P and on C over `seeds`. A seed
+    enters only if both arms ran it; a diverged run fails the test of its seed (counted, with no number)."""
     groups = by_arm(records)
     tests = []
-    for sched in SCHEDULES:
-        for arm, other in PRIMARY:
+    for sched in schedules:
+        for arm, other in pairs:
             a, b = groups.get((sched, arm), {}), groups.get((sched, other), {})
             both = sorted(set(a) & set(b) & set(seeds))
             ok = [s for s in both if a[s]["status"] == b[s]["status"] == "complete"]
@@ -148,10 +153,23 @@ def contrasts(records, seeds=SEEDS):
                 tests.append({"schedule": sched, "arm": arm, "other": other, "endpoint": which, **t,
                               "mde": mde(t["sd"], t["n"]), "diverged": len(both) - len(ok), "reached": reached,
                               "complete": len(ok) == len(seeds)})
+    return tests
+
+
+def contrasts(records, seeds=SEEDS):
+    """The eight pre-registered tests: for each schedule, hardest δ=0.2 − Algorithm 1 and hardest δ=0.2 −
+    random δ=0.2, on P and on C, paired by seed, Holm-adjusted together."""
+    tests = paired_tests(records, PRIMARY, SCHEDULES, seeds)
     waiting = sum(not t["complete"] for t in tests)  # Holm is over all eight: no adjusted p before all are in
     for t, p in zip(tests, holm([t["p"] for t in tests])):
         t["holm_p"], t["waiting"] = (math.nan if waiting else p), waiting
     return tests
+
+
+def exploratory(records, folder):
+    """Stage 2's paired tests for FOLDER ("main": Selective-Backprop; "stage2-mlp": the MLP), under cosine. Not
+    in the pre-registered family: no correction, so no test here is a finding."""
+    return paired_tests(records, STAGE2[folder], ("cosine",))
 
 
 def _effect(t, x):
@@ -180,24 +198,45 @@ def verdict(t):
         side = "more" if t["mean"] > 0 else "fewer"
         return (f"{name}: **{t['arm']} needs {side} epochs**, {interval}, Holm-adjusted p = {t['holm_p']:.3g}; "
                 f"{power}.")
-    if t["endpoint"] == "P":
-        bounds = f"gains above {hi:.2f} points and losses beyond {-lo:.2f} points are excluded"
-    else:
-        bounds = (f"a speed-up beyond ×{math.exp(lo):.3f} and a slow-down beyond ×{math.exp(hi):.3f} "
-                  f"(epochs, arm ÷ other) are excluded")
     return (f"{name}: no difference detected, {interval}, Holm-adjusted p = {t['holm_p']:.3g}; {power}; "
-            f"{bounds}.")
+            f"{_excluded(t, lo, hi)}.")
 
 
-def arm_rows(records):
-    """One descriptive row per (schedule, arm): seeds, diverged, final train top-1, P, e₉₉ (reached), area,
-    paired P − Algorithm 1, time per back-prop (process CPU and wall)."""
+def _excluded(t, lo, hi):
+    """What an interval [lo, hi] that contains 0 rules out, in the endpoint's unit."""
+    if t["endpoint"] == "P":
+        return f"gains above {hi:.2f} points and losses beyond {-lo:.2f} points are excluded"
+    return (f"a speed-up beyond ×{math.exp(lo):.3f} and a slow-down beyond ×{math.exp(hi):.3f} "
+            f"(epochs, arm ÷ other) are excluded")
+
+
+def described(t):
+    """A stage-2 test in words: its interval, unadjusted p and MDE, what the interval excludes, and never a
+    verdict (it is outside the pre-registered family)."""
+    name = f"{t['arm']} − {t['other']} ({t['schedule']}, {ENDPOINTS[t['endpoint']]})"
+    if not t["complete"] or t["n"] < 2:
+        return f"{name}: {t['n']} of {len(SEEDS)} paired seeds in."
+    lo, hi = t["mean"] - t["half"], t["mean"] + t["half"]
+    text = (f"{name}: {_effect(t, t['mean'])}, 95 % CI [{_effect(t, lo)}, {_effect(t, hi)}], unadjusted "
+            f"p = {t['p']:.3g}; MDE (80 % power) {_effect(t, t['mde']).lstrip('+')}")
+    if t["endpoint"] == "C":
+        text += f"; 99 % reached in {t['reached'][0]} and {t['reached'][1]} of {t['n']} seeds"
+    if lo <= 0 <= hi:
+        return f"{text}; {_excluded(t, lo, hi)}."
+    return (f"{text}; the interval excludes 0, unadjusted: a lead for a new pre-registered test, not a "
+            f"finding.")
+
+
+def arm_rows(records, only=None):
+    """One descriptive row per (schedule, arm), for the arms in `only` (default all): seeds, diverged, final
+    train top-1, P, e₉₉ (reached), area, paired P − Algorithm 1, time per back-prop (process CPU and wall)."""
     groups = by_arm(records)
-    order = {a: i for i, a in enumerate((BASELINE, "Algorithm 1 (shuffled)", HARDEST, "hardest δ=0.5", RANDOM,
-                                         "random δ=0.5", "easiest δ=0.2"))}
+    order = {a: i for i, a in enumerate(STAGE1)}
     rows = []
     for (sched, label), runs in sorted(groups.items(), key=lambda kv: (SCHEDULES.index(kv[0][0]),
                                                                         order.get(kv[0][1], 99), kv[0][1])):
+        if only is not None and label not in only:
+            continue
         done = {s: r for s, r in runs.items() if r["status"] == "complete"}
         base = {s: r for s, r in groups.get((sched, BASELINE), {}).items() if r["status"] == "complete"}
         paired = sorted(set(done) & set(base))
@@ -262,7 +301,8 @@ def setup(records):
 
 
 def report(folder):
-    """The study's report (Markdown) from FOLDER/stage0 and FOLDER/main; the same records give the same bytes."""
+    """The study's report (Markdown) from FOLDER/stage0, FOLDER/main and FOLDER/stage2-mlp; the same records give
+    the same bytes."""
     folder = Path(folder)
     out = ["# The fitting-regime study", "",
            "Pre-registered in docs/method.md (\"The fitting-regime study\"): the endpoints, contrasts, seeds and "
@@ -285,8 +325,26 @@ def report(folder):
                 + ("." if complete else ": an interim table, and no verdict yet.") + " ± is the 95 % "
                 "t-interval over seeds; P − Algorithm 1 is paired by seed. CPU ms is the process's CPU time per "
                 "back-prop, which other processes on the machine do not inflate the way they inflate wall time.",
-                "", rows_markdown(arm_rows(main)), "### The pre-registered tests (Holm over all eight)", ""]
+                "", rows_markdown(arm_rows(main, only=STAGE1)), "### The pre-registered tests (Holm over all eight)",
+                ""]
         out += [f"- {verdict(t)}" for t in tests]
+        out.append("")
+    mlp, _ = read_records(folder / "stage2-mlp") if (folder / "stage2-mlp").is_dir() else ([], [])
+    if any(arms.label(r["config"]) == SELECTIVE for r in main) or mlp:
+        out += ["## Stage 2: beyond the pre-registered tests", "",
+                "Pre-registered as stage 2 (docs/method.md), outside the eight tests' family: each interval below is "
+                "unadjusted and paired by seed, and none is a finding. An interval that excludes 0 is a question "
+                "for a new pre-registered study; one that contains 0 says which effects the data rule out.", ""]
+    if any(arms.label(r["config"]) == SELECTIVE for r in main):
+        out += ["### Selective-Backprop on the same net", "",
+                "β = 1, cosine, the stage-1 set-up and seeds; it back-propagates N·E batches of its chosen samples, "
+                "and its time per back-prop includes the forward passes that score the candidates.", "",
+                rows_markdown(arm_rows(main, only=(SELECTIVE,)))]
+        out += [f"- {described(t)}" for t in exploratory(main, "main")]
+        out.append("")
+    if mlp:
+        out += ["### The MLP", "", setup(mlp), "", regime(mlp), "", rows_markdown(arm_rows(mlp))]
+        out += [f"- {described(t)}" for t in exploratory(mlp, "stage2-mlp")]
         out.append("")
     return "\n".join(out)
 

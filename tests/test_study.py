@@ -1,6 +1,7 @@
 """The fitting-regime study (study.py): its lr rule, endpoints, Holm-adjusted tests and report, as pre-registered."""
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from scipy.stats import ttest_rel
@@ -173,3 +174,70 @@ def test_the_report_renders_from_real_records_byte_for_byte(tmp_path, capsys):
     assert "Chosen by the pre-registered rule" in text and "no verdict until all are" in text
     assert "2 under cosine, 0 under constant so far: an interim table" in text
     assert text.split("## Stage 1")[1].count("| cosine | ") == 3  # Algorithm 1, hardest and random under cosine
+
+
+def _stage2(folder, shift):
+    """Stage 2's records under cosine, 10 seeds: Selective-Backprop beside Algorithm 1 and hardest δ=0.2 (main/),
+    or the MLP's three arms (stage2-mlp/); the first arm of each pair ends `shift` points higher."""
+    noise = (0.3, -0.2, 0.1, -0.4, 0.2, 0.0, -0.1, 0.3, -0.3, 0.1)
+    out = []
+    for s in range(10):
+        base = 90 + s * 0.1
+        for label, acc in ((study.BASELINE, base), (study.RANDOM, base + noise[s] / 2), (study.HARDEST, base + noise[s] / 3)):
+            out.append(_fake(s, label, test_acc=[10, 80, acc, acc, acc]))
+        if folder == "main":
+            sel = _fake(s, study.BASELINE, test_acc=[10, 80] + [base + shift + noise[s]] * 3)
+            sel["config"] = {**sel["config"], "method": "selective", "order": None, "beta": 1.0}
+            out.append(sel)
+        else:
+            out[-1] = _fake(s, study.HARDEST, test_acc=[10, 80] + [base + shift + noise[s]] * 3)
+    return out
+
+
+@pytest.mark.parametrize("folder", ["main", "stage2-mlp"])
+def test_stage_2_is_described_with_intervals_and_never_called_a_finding(folder):
+    assert study.arms.label(_stage2("main", 0.0)[-1]["config"]) == study.SELECTIVE
+    gain = study.exploratory(_stage2(folder, 1.5), folder)
+    assert [(t["arm"], t["other"], t["endpoint"]) for t in gain] == [
+        (a, b, e) for a, b in study.STAGE2[folder] for e in ("P", "C")]
+    first = study.described(gain[0])
+    assert gain[0]["n"] == 10 and gain[0]["p"] < 0.05 and "holm_p" not in gain[0]
+    assert "excludes 0, unadjusted" in first and "not a finding" in first and "**" not in first
+    null = study.described(study.exploratory(_stage2(folder, 0.0), folder)[0])
+    assert "excluded" in null and "MDE" in null and "finding" not in null
+    short = study.exploratory([r for r in _stage2(folder, 0.0) if r["config"]["seed"] < 7], folder)
+    assert study.described(short[0]).endswith("7 of 10 paired seeds in.")
+
+
+def test_the_report_has_a_stage_2_section_only_when_stage_2_has_runs(tmp_path, monkeypatch):
+    folders = {"main": _main_study(shift=0.0)}  # what read_records gives for each folder
+    monkeypatch.setattr(study, "read_records", lambda path: (folders.get(Path(path).name, []), []))
+    for name in ("main", "stage2-mlp"):
+        (tmp_path / name).mkdir()
+    assert "## Stage 2" not in study.report(tmp_path)
+    folders["main"] += [r for r in _stage2("main", 0.0) if r["config"]["method"] == "selective"]
+    folders["stage2-mlp"] = _stage2("stage2-mlp", 0.0)
+    for r in folders["stage2-mlp"]:
+        r["config"]["model"] = "mlp"
+    text = study.report(tmp_path)
+    stage1, stage2 = text.split("## Stage 2")
+    assert "selective" not in stage1 and "| cosine | selective β=1 | 10 (0) |" in stage2
+    assert "### The MLP" in stage2 and "mlp on" in stage2 and "Regime: Algorithm 1 (cosine)" in stage2
+    assert stage2.count("unadjusted p") == 8 and "Holm-adjusted" not in stage2
+
+
+@pytest.mark.parametrize("shift", [0.0, 1.0])
+def test_the_readme_row_gives_all_eight_verdicts_only_when_all_are_in(tmp_path, monkeypatch, shift):
+    from hardbatch import readme
+
+    folders = {"main": _main_study(shift=shift), "stage0": []}
+    monkeypatch.setattr(readme, "read_records", lambda path: (folders.get(Path(path).name, []), []))
+    (tmp_path / "fitting" / "main").mkdir(parents=True)
+    row = readme.results_markdown(tmp_path).splitlines()[2]
+    assert "Holm over the 8 pre-registered tests" in row and "interim" not in row
+    assert row.count("vs ") == 4 and row.count("epochs to 99 % train") == 4
+    assert ("**hardest δ=0.2 higher** by" in row) == (shift > 0) and ("no difference detected; gains above" in row) == (shift == 0)
+    assert "10/10 seeds of stage 1), **fits**" in row and "under the constant lr it ends at" in row
+    folders["main"] = [r for r in folders["main"] if r["config"]["lr_schedule"] == "cosine" or r["config"]["seed"] < 6]
+    row = readme.results_markdown(tmp_path).splitlines()[2]
+    assert "(cosine, interim)" in row and "no verdict until all eight tests are in" in row and "Holm over" not in row
