@@ -8,7 +8,7 @@ package (tests/test_layers.py checks):
   models · device · train (the loop) · checkpoint · record (one run record) · files (atomic, regular files only);
 - jobs: runner (one run of a sweep) · compare (the main job) · sweep · claims · cluster (sweeps on Ray);
 - reading results: records (a folder of records) · metrics · report (paired tables) · paper · study · readme ·
-  plots (and figures_batches, figures_ledger for the chapters' pictures);
+  plots (and figures_batches, figures_ledger for the chapters' pictures; figures_study for the study's);
 - the command line: cli · options · outputs · signals; teaching: widgets · chapters; version.
 """
 import sys

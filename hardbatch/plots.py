@@ -131,20 +131,21 @@ def rounds_vs_epochs(records, key="test_acc"):
     return fig
 
 
-def paired_differences(records, key="test_acc", title=None):
-    """The figure of a paired table: for each arm, its final KEY minus Algorithm 1's, one dot per seed, and
-    the mean with its 95 % t-interval (filled when it excludes 0, hollow when it contains 0). Seeing the
-    seeds shows what a mean ± interval hides: one odd seed, or every seed on one side of 0."""
+def paired_differences(records, key="test_acc", title=None, value=None):
+    """The figure of a paired table: for each arm, its final KEY (or `value(record)`, if given) minus Algorithm
+    1's, one dot per seed, and the mean with its 95 % t-interval (filled when it excludes 0, hollow when it
+    contains 0). Seeing the seeds shows what a mean ± interval hides: one odd seed, or every seed on one side."""
     from .metrics import excludes_zero
 
+    value = value or (lambda r: r["history"][-1][key])
     runs = sorted((r for r in records if r["status"] == "complete"), key=lambda r: arms.sort_key(r["config"]))
     pair = lambda c: (arms.block(c), c["seed"])  # an arm's run is paired with its own block's baseline, same seed
-    base = {pair(r["config"]): r["history"][-1][key] for r in runs if arms.is_baseline(r["config"])}
+    base = {pair(r["config"]): value(r) for r in runs if arms.is_baseline(r["config"])}
     by_arm = {}  # by the arm's key, never its label: two arms that read the same stay two
     for r in runs:
         if not arms.is_baseline(r["config"]) and pair(r["config"]) in base:
             entry = by_arm.setdefault(arms.arm(r["config"]), {"config": r["config"], "diffs": []})
-            entry["diffs"].append(r["history"][-1][key] - base[pair(r["config"])])
+            entry["diffs"].append(value(r) - base[pair(r["config"])])
     fig, ax = plt.subplots(figsize=(max(5.0, 1.0 * len(by_arm) + 2), 4))
     for i, entry in enumerate(by_arm.values()):
         diffs, color = entry["diffs"], arm_color(entry["config"])

@@ -300,21 +300,52 @@ def setup(records):
             f"fixed training images; {c['threads']} CPU thread(s) per run.")
 
 
-def report(folder):
-    """The study's report (Markdown) from FOLDER/stage0, FOLDER/main and FOLDER/stage2-mlp; the same records give
-    the same bytes."""
-    folder = Path(folder)
+def load(folder):
+    """(stage 0, stage 1 and Selective-Backprop, the MLP): the records of FOLDER/stage0, main and stage2-mlp."""
+    return tuple(read_records(Path(folder) / sub)[0] if (Path(folder) / sub).is_dir() else []
+                 for sub in ("stage0", "main", "stage2-mlp"))
+
+
+def figures(main, mlp):
+    """The report's figures as (section, file name, caption, records, kind), kind "curves" or "paired": per
+    schedule for stage 1's arms, then Selective-Backprop and the MLP under cosine if they ran."""
+    plan = []
+    for sched in SCHEDULES:
+        recs = [r for r in main if schedule(r) == sched and arms.label(r["config"]) in STAGE1]
+        if recs:
+            near = [r for r in recs if arms.label(r["config"]) != "easiest δ=0.2"]  # its points off the scale
+            plan += [("stage1", f"fig-{sched}-curves.png", f"Stage 1, {sched}: the arms over seeds", recs, "curves"),
+                     ("stage1", f"fig-{sched}-paired.png", f"Stage 1, {sched}: P − Algorithm 1, per seed (easiest "
+                      "δ=0.2, far below, in the table only)" if len(near) < len(recs) else
+                      f"Stage 1, {sched}: P − Algorithm 1, per seed", near, "paired")]
+    sel = [r for r in main if schedule(r) == "cosine" and arms.label(r["config"]) in (BASELINE, HARDEST, SELECTIVE)]
+    if any(arms.label(r["config"]) == SELECTIVE for r in sel):
+        plan += [("selective", "fig-selective-curves.png", "Selective-Backprop beside Algorithm 1 and hardest δ=0.2",
+                  sel, "curves"), ("selective", "fig-selective-paired.png", "P − Algorithm 1, per seed", sel, "paired")]
+    if mlp:
+        plan += [("mlp", "fig-mlp-curves.png", "The MLP: the arms over seeds", mlp, "curves"),
+                 ("mlp", "fig-mlp-paired.png", "The MLP: P − Algorithm 1, per seed", mlp, "paired")]
+    return plan
+
+
+def _pictures(plan, section):
+    return [f"![{caption}](figures/{name})\n" for sec, name, caption, _, _ in plan if sec == section]
+
+
+def report(folder, records=None):
+    """The study's report (Markdown) from FOLDER/stage0, FOLDER/main and FOLDER/stage2-mlp (or `records`, as
+    `load` gives them); the same records give the same bytes."""
+    stage0, main, mlp = records or load(folder)
+    plan = figures(main, mlp)
     out = ["# The fitting-regime study", "",
            "Pre-registered in docs/method.md (\"The fitting-regime study\"): the endpoints, contrasts, seeds and "
            "correction were written down before any run. Made by `hardbatch study` from the run records.", ""]
-    stage0, _ = read_records(folder / "stage0") if (folder / "stage0").is_dir() else ([], [])
     if stage0:
         out += ["## Stage 0: Algorithm 1's learning rate", "", setup(stage0), "",
                 f"Seeds {', '.join(str(s) for s in sorted({r['config']['seed'] for r in stage0}))} (not stage 1's). "
                 f"Eligible under cosine: complete and ≥ {TARGET:g} % final train top-1 in every seed; under "
                 f"constant: complete. P = final test top-1 (cosine) or the mean of the last {LAST} evaluations "
                 f"(constant).", "", calibration_markdown(calibration(stage0))]
-    main, _ = read_records(folder / "main") if (folder / "main").is_dir() else ([], [])
     if main:
         tests = contrasts(main)
         done = {sched: min(t["n"] + t["diverged"] for t in tests if t["schedule"] == sched) for sched in SCHEDULES}
@@ -328,8 +359,9 @@ def report(folder):
                 "", rows_markdown(arm_rows(main, only=STAGE1)), "### The pre-registered tests (Holm over all eight)",
                 ""]
         out += [f"- {verdict(t)}" for t in tests]
-        out.append("")
-    mlp, _ = read_records(folder / "stage2-mlp") if (folder / "stage2-mlp").is_dir() else ([], [])
+        out += ["", "In the figures, bands and bars are 95 % intervals over seeds; the dotted line is endpoint C's "
+                f"{TARGET:g} % train target; a filled bar excludes 0 unadjusted, which is not a verdict (the tests "
+                "above are).", ""] + _pictures(plan, "stage1")
     if any(arms.label(r["config"]) == SELECTIVE for r in main) or mlp:
         out += ["## Stage 2: beyond the pre-registered tests", "",
                 "Pre-registered as stage 2 (docs/method.md), outside the eight tests' family: each interval below is "
@@ -340,19 +372,25 @@ def report(folder):
                 "β = 1, cosine, the stage-1 set-up and seeds; it back-propagates N·E batches of its chosen samples, "
                 "and its time per back-prop includes the forward passes that score the candidates.", "",
                 rows_markdown(arm_rows(main, only=(SELECTIVE,)))]
-        out += [f"- {described(t)}" for t in exploratory(main, "main")]
-        out.append("")
+        out += [f"- {described(t)}" for t in exploratory(main, "main")] + [""] + _pictures(plan, "selective")
     if mlp:
         out += ["### The MLP", "", setup(mlp), "", regime(mlp), "", rows_markdown(arm_rows(mlp))]
-        out += [f"- {described(t)}" for t in exploratory(mlp, "stage2-mlp")]
-        out.append("")
+        out += [f"- {described(t)}" for t in exploratory(mlp, "stage2-mlp")] + [""] + _pictures(plan, "mlp")
     return "\n".join(out)
 
 
 def write(folder, out=None):
-    """Write the report to OUT (default FOLDER/report/report.md) atomically; return its text."""
-    text = report(folder)
+    """Write the report to OUT (default FOLDER/report/report.md) and its figures beside it, in figures/, each
+    atomically; return the report's text."""
+    from .figures_study import fit_curves, paired_endpoint, save
+
+    records = load(folder)
+    text = report(folder, records)
     path = Path(out) if out else Path(folder) / "report" / "report.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    (path.parent / "figures").mkdir(parents=True, exist_ok=True)
+    for _, name, caption, recs, kind in figures(*records[1:]):
+        fig = (fit_curves(recs, TARGET, caption) if kind == "curves" else
+               paired_endpoint(recs, primary, "P: test top-1", caption))
+        save(fig, path.parent / "figures" / name)
     atomic_write(path, text.encode())
     return text

@@ -46,6 +46,15 @@ def test_the_fitting_study_report_re_renders_byte_for_byte():
     assert report(FITTING) == committed.read_text()
 
 
+def test_the_fitting_study_figures_are_the_ones_its_records_draw():
+    from hardbatch.study import figures, load
+
+    if not (FITTING / "report" / "report.md").exists():
+        pytest.skip("results/fitting/ holds no report yet")
+    planned = {name for _, name, *_ in figures(*load(FITTING)[1:])}
+    assert planned == {p.name for p in (FITTING / "report" / "figures").glob("*.png")}
+
+
 def test_the_readme_results_table_is_the_computed_one():
     from hardbatch.readme import results_markdown
 

@@ -174,6 +174,9 @@ def test_the_report_renders_from_real_records_byte_for_byte(tmp_path, capsys):
     assert "Chosen by the pre-registered rule" in text and "no verdict until all are" in text
     assert "2 under cosine, 0 under constant so far: an interim table" in text
     assert text.split("## Stage 1")[1].count("| cosine | ") == 3  # Algorithm 1, hardest and random under cosine
+    drawn = sorted(p.name for p in (tmp_path / "report" / "figures").glob("*.png"))
+    assert drawn == ["fig-cosine-curves.png", "fig-cosine-paired.png"]  # no constant run, no constant figure
+    assert all(f"](figures/{name})" in text for name in drawn)
 
 
 def _stage2(folder, shift):
