@@ -120,10 +120,18 @@ def calibration_markdown(rows):
 # ---------------------------------------------------------------- stage 1
 
 def by_arm(records):
-    """{(schedule, arm label): {seed: record}} of stage 1's runs (diverged ones included: they count)."""
+    """{(schedule, arm label): {seed: record}} of stage 1's runs (diverged ones included: they count). Two runs
+    with the same schedule, label and seed (another lr, say) are refused by name, never one silently kept."""
     out = defaultdict(dict)
     for r in records:
-        out[(schedule(r), arms.label(r["config"]))][r["config"]["seed"]] = r
+        key, seed = (schedule(r), arms.label(r["config"])), r["config"]["seed"]
+        if seed in out[key]:
+            other = out[key][seed]["config"]
+            differ = sorted(k for k in set(other) | set(r["config"]) if other.get(k) != r["config"].get(k))
+            raise ValueError(f"two runs of {key[1]} under {key[0]} with seed {seed} (they differ in "
+                             f"{', '.join(differ) or 'nothing'}): a study folder holds one run per arm, schedule "
+                             f"and seed; move one of them out")
+        out[key][seed] = r
     return dict(out)
 
 

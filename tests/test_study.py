@@ -244,3 +244,10 @@ def test_the_readme_row_gives_all_eight_verdicts_only_when_all_are_in(tmp_path, 
     folders["main"] = [r for r in folders["main"] if r["config"]["lr_schedule"] == "cosine" or r["config"]["seed"] < 6]
     row = readme.results_markdown(tmp_path).splitlines()[2]
     assert "(cosine, interim)" in row and "no verdict until all eight tests are in" in row and "Holm over" not in row
+
+
+def test_two_runs_of_one_arm_and_seed_are_refused_by_name_not_one_silently_kept():
+    recs = _main_study(shift=0.0, seeds=range(2))
+    recs.append(_fake(1, study.HARDEST, lr=0.1))  # the same arm and seed at another lr
+    with pytest.raises(ValueError, match=r"two runs of hardest δ=0.2 under cosine with seed 1 \(they differ in lr\)"):
+        study.contrasts(recs)
