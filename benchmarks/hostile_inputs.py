@@ -88,7 +88,9 @@ def _cases(tmp):
                "r.json", lambda folder=folder, text=text: (folder.mkdir(), (folder / "r.json").write_text(text)))
 
 
-def judge(argv, env, names, capsys_out, capsys_err, status, error):
+def judge(names, capsys_err, status, error):
+    """How a hostile input was answered: 'traceback', 'silent' (exit 0), 'unclear' (no message, or one that does
+    not name the bad value `names`) or 'clear'; with the last line said."""
     if error is not None:
         return "traceback", f"{type(error).__name__}: {error}"[:160]
     if status in (0, None):
@@ -124,7 +126,7 @@ def main():
             finally:
                 for k, v in saved.items():
                     os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-            verdict, said = judge(argv, env, names, out.getvalue(), err.getvalue(), status, error)
+            verdict, said = judge(names, err.getvalue(), status, error)
             tally[verdict] += 1
             print(f"{verdict:9} {name:40} {said}", flush=True)
     total = sum(tally.values())
