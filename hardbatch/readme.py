@@ -11,7 +11,8 @@ from .files import atomic_write
 from .metrics import mde, mean_ci, paired_test
 from .records import read_records
 from .report import compare_markdown
-from .study import ALPHA, BASELINE, HARDEST, RANDOM, SEEDS, TARGET, by_arm, calibration, contrasts, schedule
+from .study import (ALPHA, BASELINE, HARDEST, RANDOM, SEEDS, TARGET, by_arm, calibration, contrasts, excluded,
+                    schedule)
 
 
 def _final(r):
@@ -34,8 +35,8 @@ def _cell(t):
 
 
 def _short(t):
-    """A complete pre-registered test in a few words: the finding with its Holm p, or the null with the bounds
-    its interval sets (points for P, the epoch ratio arm ÷ other for C)."""
+    """A complete pre-registered test in a few words: the finding with its Holm p, or the null with what its
+    interval excludes (points for P, the epoch ratio arm ÷ other for C)."""
     lo, hi = t["mean"] - t["half"], t["mean"] + t["half"]
     if t["endpoint"] == "C":
         span = f"×{math.exp(t['mean']):.3f} [×{math.exp(lo):.3f}, ×{math.exp(hi):.3f}]"
@@ -45,7 +46,7 @@ def _short(t):
     if t["holm_p"] <= ALPHA:
         return (f"**{t['arm']} {'higher' if t['mean'] > 0 else 'lower'}** by {abs(t['mean']):.2f} points, "
                 f"Holm p = {t['holm_p']:.2g}")
-    return f"no difference detected; gains above {hi:.2f} points excluded (MDE {t['mde']:.2f})"
+    return f"no difference detected: {excluded(t, lo, hi)} (MDE {t['mde']:.2f})"
 
 
 def results_markdown(root):

@@ -206,16 +206,28 @@ def verdict(t):
         side = "more" if t["mean"] > 0 else "fewer"
         return (f"{name}: **{t['arm']} needs {side} epochs**, {interval}, Holm-adjusted p = {t['holm_p']:.3g}; "
                 f"{power}.")
-    return (f"{name}: no difference detected, {interval}, Holm-adjusted p = {t['holm_p']:.3g}; {power}; "
-            f"{_excluded(t, lo, hi)}.")
+    return (f"{name}: no difference detected after Holm's correction, {interval}, Holm-adjusted p = "
+            f"{t['holm_p']:.3g}; {power}; "
+            f"{excluded(t, lo, hi)}.")
 
 
-def _excluded(t, lo, hi):
-    """What an interval [lo, hi] that contains 0 rules out, in the endpoint's unit."""
+def excluded(t, lo, hi):
+    """What a 95 % interval [lo, hi] rules out, in the endpoint's unit: gains above hi and losses beyond lo when
+    it contains 0; when it lies on one side (unadjusted: Holm may still call it nothing), every effect of the
+    other sign as well."""
     if t["endpoint"] == "P":
-        return f"gains above {hi:.2f} points and losses beyond {-lo:.2f} points are excluded"
-    return (f"a speed-up beyond ×{math.exp(lo):.3f} and a slow-down beyond ×{math.exp(hi):.3f} "
-            f"(epochs, arm ÷ other) are excluded")
+        gain, loss = f"gains above {hi:.2f} points", f"losses beyond {-lo:.2f} points"
+        if hi < 0:
+            return f"its interval lies below 0 (unadjusted): any gain is excluded, and {loss}"
+        if lo > 0:
+            return f"its interval lies above 0 (unadjusted): any loss is excluded, and {gain}"
+        return f"{gain} and {loss} are excluded"
+    fast, slow = f"a speed-up beyond ×{math.exp(lo):.3f}", f"a slow-down beyond ×{math.exp(hi):.3f}"
+    if hi < 0:
+        return f"its interval lies below ×1 (unadjusted): any slow-down is excluded, and {fast} (epochs, arm ÷ other)"
+    if lo > 0:
+        return f"its interval lies above ×1 (unadjusted): any speed-up is excluded, and {slow} (epochs, arm ÷ other)"
+    return f"{fast} and {slow} (epochs, arm ÷ other) are excluded"
 
 
 def described(t):
@@ -230,9 +242,9 @@ def described(t):
     if t["endpoint"] == "C":
         text += f"; 99 % reached in {t['reached'][0]} and {t['reached'][1]} of {t['n']} seeds"
     if lo <= 0 <= hi:
-        return f"{text}; {_excluded(t, lo, hi)}."
+        return f"{text}; {excluded(t, lo, hi)}."
     return (f"{text}; the interval excludes 0, unadjusted: a lead for a new pre-registered test, not a "
-            f"finding.")
+            f"finding; {excluded(t, lo, hi)}.")
 
 
 def arm_rows(records, only=None):

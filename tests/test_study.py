@@ -239,7 +239,7 @@ def test_the_readme_row_gives_all_eight_verdicts_only_when_all_are_in(tmp_path, 
     row = readme.results_markdown(tmp_path).splitlines()[2]
     assert "Holm over the 8 pre-registered tests" in row and "interim" not in row
     assert row.count("vs ") == 4 and row.count("epochs to 99 % train") == 4
-    assert ("**hardest δ=0.2 higher** by" in row) == (shift > 0) and ("no difference detected; gains above" in row) == (shift == 0)
+    assert ("**hardest δ=0.2 higher** by" in row) == (shift > 0) and ("no difference detected: gains above" in row) == (shift == 0)
     assert "10/10 seeds of stage 1), **fits**" in row and "under the constant lr it ends at" in row
     folders["main"] = [r for r in folders["main"] if r["config"]["lr_schedule"] == "cosine" or r["config"]["seed"] < 6]
     row = readme.results_markdown(tmp_path).splitlines()[2]
@@ -251,3 +251,15 @@ def test_two_runs_of_one_arm_and_seed_are_refused_by_name_not_one_silently_kept(
     recs.append(_fake(1, study.HARDEST, lr=0.1))  # the same arm and seed at another lr
     with pytest.raises(ValueError, match=r"two runs of hardest δ=0.2 under cosine with seed 1 \(they differ in lr\)"):
         study.contrasts(recs)
+
+
+def test_an_interval_on_one_side_of_0_excludes_every_effect_of_the_other_sign():
+    p, c = {"endpoint": "P"}, {"endpoint": "C"}
+    assert study.excluded(p, -0.17, 0.03) == "gains above 0.03 points and losses beyond 0.17 points are excluded"
+    assert study.excluded(p, -0.27, -0.03) == ("its interval lies below 0 (unadjusted): any gain is excluded, and "
+                                               "losses beyond 0.27 points")
+    assert study.excluded(p, 0.1, 0.4).startswith("its interval lies above 0 (unadjusted): any loss is excluded")
+    below = study.excluded(c, math.log(0.946), math.log(0.991))
+    assert below.startswith("its interval lies below ×1 (unadjusted): any slow-down is excluded, and a speed-up "
+                            "beyond ×0.946")
+    assert "slow-down beyond" not in below
