@@ -348,6 +348,21 @@ def figures(main, mlp):
     return plan
 
 
+def compute(stage0, main, mlp):
+    """The study's cost, from its records: runs, process-CPU hours of training (one thread a run), and wall hours
+    with evaluation, per part; the wall hours depend on what else the machine ran, the CPU hours much less."""
+    parts = [("stage 0", stage0), ("stage 1", [r for r in main if arms.label(r["config"]) in STAGE1]),
+             ("stage 2, Selective-Backprop", [r for r in main if arms.label(r["config"]) not in STAGE1]),
+             ("stage 2, the MLP", mlp)]
+    lines = ["| part | runs | training CPU (core-hours) | wall time with evaluation (hours) |", "|---|---|---|---|"]
+    for name, recs in parts:
+        if recs:
+            cpu = sum(r["history"][-1].get("train_cpu_s", math.nan) for r in recs) / 3600
+            wall = sum(r["history"][-1]["wall_s"] for r in recs) / 3600
+            lines.append(f"| {name} | {len(recs)} | {cpu:.2f} | {wall:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def _pictures(plan, section):
     return [f"![{caption}](figures/{name})\n" for sec, name, caption, _, _ in plan if sec == section]
 
@@ -396,6 +411,9 @@ def report(folder, records=None):
     if mlp:
         out += ["### The MLP", "", setup(mlp), "", regime(mlp), "", rows_markdown(arm_rows(mlp))]
         out += [f"- {described(t)}" for t in exploratory(mlp, "stage2-mlp")] + [""] + _pictures(plan, "mlp")
+    if stage0 or main or mlp:
+        out += ["## Compute", "", "Summed over the committed records (one CPU thread per run).", "",
+                compute(stage0, main, mlp)]
     return "\n".join(out)
 
 

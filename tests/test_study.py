@@ -50,7 +50,8 @@ def _fake(seed, label, sched="cosine", train_acc=None, test_acc=None, epochs=4, 
                        "epochs": epochs, "threads": 1},
             "status": status, "n_train": 100, "n_test": 50, "n_batches": 4, "time_per_backprop_s": 0.01,
             "cpu_per_backprop_s": 0.01,
-            "history": [{"train_acc": a, "test_acc": t, "train_loss": 2.0 / (e + 1)}
+            "history": [{"train_acc": a, "test_acc": t, "train_loss": 2.0 / (e + 1), "train_cpu_s": 360.0 * e,
+                         "wall_s": 450.0 * e}
                         for e, (a, t) in enumerate(zip(train_acc, test_acc))]}
 
 
@@ -227,6 +228,9 @@ def test_the_report_has_a_stage_2_section_only_when_stage_2_has_runs(tmp_path, m
     assert "selective" not in stage1 and "| cosine | selective β=1 | 10 (0) |" in stage2
     assert "### The MLP" in stage2 and "mlp on" in stage2 and "Regime: Algorithm 1 (cosine)" in stage2
     assert stage2.count("unadjusted p") == 8 and "Holm-adjusted" not in stage2
+    # 60 stage-1 runs of 4 epochs at 360 CPU s an epoch: 24 core-hours; 10 Selective-Backprop runs: 4
+    assert "| stage 1 | 60 | 24.00 | 30.00 |" in text and "| stage 2, Selective-Backprop | 10 | 4.00 | 5.00 |" in text
+    assert "| stage 2, the MLP | 30 | 12.00 | 15.00 |" in text
 
 
 @pytest.mark.parametrize("shift", [0.0, 1.0])
