@@ -12,7 +12,8 @@ page what a reader sees:
 - no error output and no traceback;
 - progress bars as text (book/text_progress.py): finished bars ("100%|"), never one stuck part-way;
 - every navigation link (the table of contents, previous/next, this page's contents, links in the text) that
-  stays on the site leads to a built page, and to an anchor that exists there.
+  stays on the site leads to a built page, and to an anchor that exists there;
+- after the chapters, each study's report (results/<study>/report.html) with every figure it links to.
 
 Skips, saying why, without Jupyter Book (the book extra), or for the browser part, without Chromium or
 Playwright; .ci/run installs all three.
@@ -39,14 +40,33 @@ CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("0*.ipynb"))
 NAVIGATION = ", ".join(f"{part} a[href]" for part in (".bd-header", ".bd-sidebar-primary", ".prev-next-area",
                                                       ".bd-sidebar-secondary", ".bd-article"))
 PART_WAY = re.compile(r"(?<![\d.])\d{1,2}%\|")  # a text bar short of 100 %: " 0%|", "33%|"
+BUILD = runpy.run_path(str(ROOT / "book" / "build.py"))  # its names, without running main()
 
 
 # ---------------------------------------------------------------- cheap checks, no build
 
-def test_the_book_lists_every_chapter_in_order():
+def test_the_book_lists_every_chapter_in_order_then_the_studies():
     toc = yaml.safe_load((ROOT / "book/_toc.yml").read_text())
     assert toc["format"] == "jb-book" and (ROOT / "book" / f"{toc['root']}.md").exists()
-    assert [entry["file"] for entry in toc["chapters"]] == CHAPTERS
+    files = [entry["file"] for entry in toc["chapters"]]
+    assert files[:len(CHAPTERS)] == CHAPTERS
+    assert files[len(CHAPTERS):] == [f"results/{study}/report" for study in BUILD["STUDIES"]]
+    assert all((ROOT / "results" / study / "report" / "report.md").is_file() for study in BUILD["STUDIES"])
+
+
+def test_the_studies_reports_are_copied_in_fresh(tmp_path):
+    """copy_results puts each report and its figures under book/results/<study>/, and drops a figure the
+    report no longer has (a stale copy would show old numbers)."""
+    results, book = tmp_path / "results", tmp_path / "book"
+    (results / "one" / "report" / "figures").mkdir(parents=True)
+    (results / "one" / "report" / "report.md").write_text("# One\n\n![a](figures/a.png)\n")
+    (results / "one" / "report" / "figures" / "a.png").write_bytes(b"png a")
+    (book / "results" / "one" / "figures").mkdir(parents=True)
+    (book / "results" / "one" / "figures" / "old.png").write_bytes(b"stale")
+    assert BUILD["copy_results"](book, results, ("one", "absent")) == ["one"]
+    copied = sorted(str(p.relative_to(book)) for p in book.rglob("*") if p.is_file())
+    assert copied == ["results/one/figures/a.png", "results/one/report.md"]
+    assert (book / "results/one/report.md").read_text() == "# One\n\n![a](figures/a.png)\n"
 
 
 def test_text_bars_draw_only_their_finished_state():
@@ -126,7 +146,7 @@ def test_every_page_in_a_browser(book, site):
 
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is absent (pip install -e '.[test]')")
     html, executed = book
-    pages = sorted(p.name for p in html.glob("*.html"))
+    pages = sorted(p.name for p in html.glob("*.html")) + [f"results/{s}/report.html" for s in BUILD["STUDIES"]]
     seen = {}
     start = time.monotonic()
     with sync_api.sync_playwright() as pw:
@@ -154,6 +174,11 @@ def test_every_page_in_a_browser(book, site):
                     if not target.is_file() or (parts.fragment and unquote(parts.fragment) not in anchors(target)):
                         broken.append(link.removeprefix(site))
                 assert links and broken == [], f"{name}: navigation links that lead nowhere: {broken}"
+                if name.startswith("results/"):  # a study's report: every figure it links to, shown
+                    shown = page.eval_on_selector_all(".bd-article img", "imgs => imgs.map(i => i.complete && i.naturalWidth)")
+                    expected = (ROOT / name.replace(".html", ".md").replace("/report.md", "/report/report.md")).read_text().count("![")
+                    assert expected > 0 and len(shown) == expected and all(shown), f"{name}: {shown} of {expected}"
+                    seen[name] = len(shown)
                 if Path(name).stem not in CHAPTERS:
                     continue
                 stem = Path(name).stem
@@ -170,5 +195,5 @@ def test_every_page_in_a_browser(book, site):
                 seen[stem] = len(shown)
         finally:
             browser.close()
-    assert sorted(seen) == CHAPTERS
+    assert sorted(seen) == CHAPTERS + [f"results/{s}/report.html" for s in sorted(BUILD["STUDIES"])]
     print(f"{len(pages)} pages opened in {time.monotonic() - start:.0f} s; figures per chapter: {seen}")
