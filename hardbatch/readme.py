@@ -11,8 +11,7 @@ from .files import atomic_write
 from .metrics import mde, mean_ci, paired_test
 from .records import read_records
 from .report import compare_markdown
-from .study import (ALPHA, BASELINE, HARDEST, RANDOM, SEEDS, TARGET, by_arm, calibration, contrasts, excluded,
-                    schedule)
+from .study import (ALPHA, BASELINE, HARDEST, RANDOM, SEEDS, TARGET, by_arm, calibration, contrasts, schedule)
 
 
 def _final(r):
@@ -31,12 +30,13 @@ def _paired(groups, arm, other, endpoint):
 def _cell(t):
     if t is None:
         return "-"
-    return f"{t['mean']:+.2f} points, 95 % CI [{t['mean'] - t['half']:+.2f}, {t['mean'] + t['half']:+.2f}]"
+    mean, lo, hi = (round(x, 2) + 0.0 for x in (t["mean"], t["mean"] - t["half"], t["mean"] + t["half"]))  # no -0.00
+    return f"{mean:+.2f} points, 95 % CI [{lo:+.2f}, {hi:+.2f}]"
 
 
 def _short(t):
     """A complete pre-registered test in a few words: the finding with its Holm p, or the null with what its
-    interval excludes (points for P, the epoch ratio arm ÷ other for C)."""
+    interval excludes (points for P, the epoch ratio arm ÷ other for C); the report words each one in full."""
     lo, hi = t["mean"] - t["half"], t["mean"] + t["half"]
     if t["endpoint"] == "C":
         span = f"×{math.exp(t['mean']):.3f} [×{math.exp(lo):.3f}, ×{math.exp(hi):.3f}]"
@@ -46,7 +46,11 @@ def _short(t):
     if t["holm_p"] <= ALPHA:
         return (f"**{t['arm']} {'higher' if t['mean'] > 0 else 'lower'}** by {abs(t['mean']):.2f} points, "
                 f"Holm p = {t['holm_p']:.2g}")
-    return f"no difference detected: {excluded(t, lo, hi)} (MDE {t['mde']:.2f})"
+    if hi < 0:
+        return f"no difference after Holm's correction; below 0 unadjusted, so any gain is excluded (MDE {t['mde']:.2f})"
+    if lo > 0:
+        return f"no difference after Holm's correction; above 0 unadjusted, gains above {hi:.2f} points excluded"
+    return f"no difference detected, gains above {hi:.2f} points excluded (MDE {t['mde']:.2f})"
 
 
 def results_markdown(root):
@@ -100,8 +104,8 @@ def results_markdown(root):
             cells = ["; ".join(f"{t['schedule']}: {_cell(t)}" for t in p_tests if t["other"] == other)
                      for other in (BASELINE, RANDOM)]
             words = "in a fitting regime, Holm over the 8 pre-registered tests: " + "; ".join(
-                f"vs {t['other']} ({t['schedule']}): {_short(t)}, epochs to 99 % train {_short(c)}"
-                for t, c in zip(tests[0::2], tests[1::2]))
+                f"vs {t['other'].replace(' (fixed)', '')} under {t['schedule']}: test top-1 {_short(t)}, epochs to "
+                f"99 % train {_short(c)}" for t, c in zip(tests[0::2], tests[1::2]))
             n = str(tests[0]["n"])
         elif cosine and all(t["complete"] for t in cosine):  # the cosine half is in, the constant half is not
             cells = [_cell(t) + " (cosine, interim)" for t in cosine]

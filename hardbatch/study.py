@@ -182,7 +182,7 @@ def exploratory(records, folder):
 
 def _effect(t, x):
     """A difference in the endpoint's own unit: points for P; for C the ratio e₉₉(arm)/e₉₉(other)."""
-    return f"{x:+.2f} points" if t["endpoint"] == "P" else f"×{math.exp(x):.3f}"
+    return f"{round(x, 2) + 0.0:+.2f} points" if t["endpoint"] == "P" else f"×{math.exp(x):.3f}"  # never -0.00
 
 
 def verdict(t):
