@@ -390,7 +390,9 @@ def report(folder, records=None):
                 + ", ".join(f"{n} under {sched}" for sched, n in done.items()) + " so far"
                 + ("." if complete else ": an interim table, and no verdict yet.") + " ± is the 95 % "
                 "t-interval over seeds; P − Algorithm 1 is paired by seed. CPU ms is the process's CPU time per "
-                "back-prop, which other processes on the machine do not inflate the way they inflate wall time.",
+                "back-prop, which other processes on the machine inflate less than wall time, but still inflate "
+                "(shared caches and memory): compare time between the arms of one schedule, whose runs of a seed "
+                "ran one after another, not between schedules, which ran at other times.",
                 "", rows_markdown(arm_rows(main, only=STAGE1)), "### The pre-registered tests (Holm over all eight)",
                 ""]
         out += [f"- {verdict(t)}" for t in tests]
