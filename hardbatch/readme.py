@@ -42,6 +42,9 @@ def _short(t):
         span = f"×{math.exp(t['mean']):.3f} [×{math.exp(lo):.3f}, ×{math.exp(hi):.3f}]"
         if t["holm_p"] <= ALPHA:
             return f"**{'more' if t['mean'] > 0 else 'fewer'} epochs**, {span}, Holm p = {t['holm_p']:.2g}"
+        if lo > 0 or hi < 0:
+            return (f"no difference after Holm's correction (p = {t['holm_p']:.2g}), {span}: "
+                    f"{'above' if lo > 0 else 'below'} ×1 unadjusted only")
         return f"no difference detected, {span}"
     if t["holm_p"] <= ALPHA:
         return (f"**{t['arm']} {'higher' if t['mean'] > 0 else 'lower'}** by {abs(t['mean']):.2f} points, "
@@ -53,12 +56,29 @@ def _short(t):
     return f"no difference detected, gains above {hi:.2f} points excluded (MDE {t['mde']:.2f})"
 
 
+def _by_chance(tests):
+    """The sentence that keeps noise from passing for a finding: how many of the pre-registered tests have an
+    unadjusted interval that excludes 0, which, how many would by chance alone, and how many survive Holm."""
+    off = [t for t in tests if t["mean"] - t["half"] > 0 or t["mean"] + t["half"] < 0]
+    which = "; ".join(f"hardest δ=0.2 vs {t['other'].replace(' (fixed)', '')} under {t['schedule']} on "
+                      f"{'epochs to 99 % train' if t['endpoint'] == 'C' else 'test top-1'}, "
+                      + (f"{'more' if t['mean'] > 0 else 'fewer'} epochs (×{math.exp(t['mean']):.3f})"
+                         if t["endpoint"] == "C" else f"{t['mean']:+.2f} points") for t in off)
+    kept = sum(t["holm_p"] <= ALPHA for t in tests)
+    opposite = len({t["mean"] > 0 for t in off}) == 2
+    return (f"\nThe fitting study: of its {len(tests)} pre-registered tests, {len(off)} have an unadjusted 95 % "
+            f"interval that excludes 0{f' ({which})' if off else ''}{', in opposite directions' if opposite else ''}; "
+            f"about {len(tests) * ALPHA:.1f} would by chance alone, and after Holm's correction "
+            + ("none remains: none is a finding." if not kept else f"{kept} remain{'s' if kept == 1 else ''}."))
+
+
 def results_markdown(root):
     """The README's Results table: one row per study in ROOT (underfitting/, fitting/), its regime measured
     from Algorithm 1's final train top-1, the two contrasts of the question, and a verdict worded within what
     the intervals support (a null names the gains it excludes and the MDE). Computed, so it cannot drift."""
     root = Path(root)
     threads = set()  # torch threads of every run the table rests on, stated under it
+    chance = []  # the fitting study's sentence on its unadjusted intervals, under the table
     lines = ["| study | net, and does it fit its training set? | paired seeds | hardest δ=0.2 − Algorithm 1 "
              "(final test top-1) | hardest δ=0.2 − random δ=0.2 | verdict |", "|---|---|---|---|---|---|"]
     if (root / "underfitting").is_dir():
@@ -104,8 +124,9 @@ def results_markdown(root):
             cells = ["; ".join(f"{t['schedule']}: {_cell(t)}" for t in p_tests if t["other"] == other)
                      for other in (BASELINE, RANDOM)]
             words = "in a fitting regime, Holm over the 8 pre-registered tests: " + "; ".join(
-                f"vs {t['other'].replace(' (fixed)', '')} under {t['schedule']}: test top-1 {_short(t)}, epochs to "
-                f"99 % train {_short(c)}" for t, c in zip(tests[0::2], tests[1::2]))
+                f"vs {t['other'].replace(' (fixed)', '')} under {t['schedule']}: test top-1: {_short(t)}; epochs to "
+                f"99 % train: {_short(c)}" for t, c in zip(tests[0::2], tests[1::2]))
+            chance.append(_by_chance(tests))
             n = str(tests[0]["n"])
         elif cosine and all(t["complete"] for t in cosine):  # the cosine half is in, the constant half is not
             cells = [_cell(t) + " (cosine, interim)" for t in cosine]
@@ -122,6 +143,7 @@ def results_markdown(root):
         lines.append(f"| [fitting](results/fitting/report/report.md) | {c['model']} at {c['image_size'] or 28}², "
                      f"stage 0's lr, cosine to zero and constant, E = {c['epochs']}: "
                      f"{regime_words} | {n} | {cells[0]} | {cells[1]} | {words} |")
+    lines += [line for line in chance if line]
     if threads:
         shown = ", ".join("unrecorded" if t is None else str(t) for t in sorted(threads, key=str))
         lines += ["", f"Every run: {shown} torch thread(s) (`config.threads` of its record); its accuracies repeat "

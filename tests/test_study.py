@@ -245,6 +245,12 @@ def test_the_readme_row_gives_all_eight_verdicts_only_when_all_are_in(tmp_path, 
     assert row.count("vs ") == 4 and row.count("epochs to 99 % train") == 4
     assert ("**hardest δ=0.2 higher** by" in row) == (shift > 0) and ("no difference detected, gains above" in row) == (shift == 0)
     assert "10/10 seeds of stage 1), **fits**" in row and "under the constant lr it ends at" in row
+    chance = next(line for line in readme.results_markdown(tmp_path).splitlines() if line.startswith("The fitting"))
+    if shift:  # the four P tests: every interval above 0, and Holm keeps all four
+        assert "4 have an unadjusted 95 % interval that excludes 0" in chance and "correction 4 remain." in chance
+        assert "opposite" not in chance
+    else:
+        assert "0 have an unadjusted" in chance and chance.endswith("none remains: none is a finding.")
     folders["main"] = [r for r in folders["main"] if r["config"]["lr_schedule"] == "cosine" or r["config"]["seed"] < 6]
     row = readme.results_markdown(tmp_path).splitlines()[2]
     assert "(cosine, interim)" in row and "no verdict until all eight tests are in" in row and "Holm over" not in row
