@@ -236,6 +236,9 @@ def described(t):
     name = f"{t['arm']} − {t['other']} ({t['schedule']}, {ENDPOINTS[t['endpoint']]})"
     if not t["complete"] or t["n"] < 2:
         return f"{name}: {t['n']} of {len(SEEDS)} paired seeds in."
+    if t["endpoint"] == "C" and t["reached"] == (0, 0):
+        return (f"{name}: no run of either arm reached {TARGET:g} % train top-1, so this endpoint cannot tell "
+                f"them apart (every seed enters at E).")
     lo, hi = t["mean"] - t["half"], t["mean"] + t["half"]
     text = (f"{name}: {_effect(t, t['mean'])}, 95 % CI [{_effect(t, lo)}, {_effect(t, hi)}], unadjusted "
             f"p = {t['p']:.3g}; MDE (80 % power) {_effect(t, t['mde']).lstrip('+')}")
@@ -243,7 +246,7 @@ def described(t):
         text += f"; 99 % reached in {t['reached'][0]} and {t['reached'][1]} of {t['n']} seeds"
     if lo <= 0 <= hi:
         return f"{text}; {excluded(t, lo, hi)}."
-    return (f"{text}; the interval excludes 0, unadjusted: a lead for a new pre-registered test, not a "
+    return (f"{text}; the interval excludes no difference, unadjusted: a lead for a new pre-registered test, not a "
             f"finding; {excluded(t, lo, hi)}.")
 
 
@@ -305,9 +308,11 @@ def regime(records):
         return "No Algorithm 1 run under cosine yet: the regime is not known."
     fit = sum(r["history"][-1]["train_acc"] >= TARGET for r in base)
     lo = min(r["history"][-1]["train_acc"] for r in base)
-    words = "fits" if fit == len(base) else "does not fit in every seed"
+    words = ("fits its training set" if fit == len(base) else "does not fit its training set in any seed"
+             if fit == 0 else "does not fit its training set in every seed")
     return (f"Regime: Algorithm 1 (cosine) ends at ≥ {TARGET:g} % train top-1 in {fit} of {len(base)} seeds "
-            f"(lowest {lo:.2f} %): the network {words} its training set.")
+            f"(lowest {lo:.2f} %, highest {max(r['history'][-1]['train_acc'] for r in base):.2f} %): the network "
+            f"{words}.")
 
 
 def setup(records):

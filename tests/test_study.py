@@ -206,7 +206,7 @@ def test_stage_2_is_described_with_intervals_and_never_called_a_finding(folder):
         (a, b, e) for a, b in study.STAGE2[folder] for e in ("P", "C")]
     first = study.described(gain[0])
     assert gain[0]["n"] == 10 and gain[0]["p"] < 0.05 and "holm_p" not in gain[0]
-    assert "excludes 0, unadjusted" in first and "not a finding" in first and "**" not in first
+    assert "excludes no difference, unadjusted" in first and "not a finding" in first and "**" not in first
     null = study.described(study.exploratory(_stage2(folder, 0.0), folder)[0])
     assert "excluded" in null and "MDE" in null and "finding" not in null
     short = study.exploratory([r for r in _stage2(folder, 0.0) if r["config"]["seed"] < 7], folder)
@@ -273,3 +273,12 @@ def test_an_interval_on_one_side_of_0_excludes_every_effect_of_the_other_sign():
     assert below.startswith("its interval lies below ×1 (unadjusted): any slow-down is excluded, and a speed-up "
                             "beyond ×0.946")
     assert "slow-down beyond" not in below
+
+
+def test_a_target_no_run_reached_is_said_to_tell_nothing():
+    recs = [_fake(s, label, train_acc=[10, 50, 90, 95, 98]) for s in range(10)
+            for label in (study.BASELINE, study.HARDEST, study.RANDOM)]
+    c = [t for t in study.exploratory(recs, "stage2-mlp") if t["endpoint"] == "C"]
+    assert all(t["reached"] == (0, 0) and "cannot tell them apart" in study.described(t) for t in c)
+    assert "excluded" not in study.described(c[0])
+    assert "does not fit its training set in any seed" in study.regime(recs)
