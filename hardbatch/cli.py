@@ -77,9 +77,10 @@ def main(argv=None):
         code = 128 + int(getattr(e, "signum", signal.SIGINT))
         line = (f"hardbatch: {'terminated (SIGTERM)' if isinstance(e, signals.Terminated) else 'interrupted'}\n"
                 if args is None else _stopped(args, e))  # args is None: stopped while starting up
-        sys.stderr.write(line)
-        sys.stderr.flush()
-        signals.stopping.append("said")
+        with signals.held():  # a second Ctrl-C now waits until the line is out and marked said: one line
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            signals.stopping.append("said")
         raise SystemExit(code) from None
     finally:
         signals.restore(previous)

@@ -4,6 +4,7 @@ Why: runs and sweeps are long, and people stop them. The first Ctrl-C (SIGINT) o
 stop (KeyboardInterrupt, or `Terminated` for SIGTERM, exit 130 or 143), which the command line turns into one
 line; a second one while stopping leaves at once. __main__.py covers the seconds before this module loads.
 """
+import contextlib
 import os
 import signal
 
@@ -34,6 +35,21 @@ def install(program):
     return {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
+
+
+@contextlib.contextmanager
+def held(signums=(signal.SIGINT, signal.SIGTERM)):
+    """Hold these signals back while the block runs (they are delivered when it ends), so that a handler never
+    runs half-way through it: the stop's one line is written and marked "said" together. Where the platform
+    cannot hold signals (Windows), the block just runs."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, signums)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def restore(previous):
